@@ -1,0 +1,206 @@
+//! The Redis connection: one node or a Redis Cluster, chosen by configuration alone, behind
+//! one type that the rest of the cache uses the same way.
+//!
+//! The connection is optional by design. The service starts without Redis and keeps answering
+//! from PostgreSQL while Redis is away: every command has a deadline, a missing connection is
+//! re-established in the background (at most one attempt a second), and callers treat any
+//! failure as "no cache".
+
+use crate::settings::RedisMode;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, Value};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// A live connection of either kind. Both are multiplexed and cheap to clone.
+#[derive(Clone)]
+pub enum Conn {
+    /// One Redis; reconnects by itself after a failure.
+    Single(ConnectionManager),
+    /// A Redis Cluster; follows slot moves and failovers.
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// Why a cache command did not give an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisError {
+    /// No connection yet (Redis down since start, or reconnecting).
+    #[error("redis is not connected")]
+    NotConnected,
+    /// The command took longer than the configured deadline.
+    #[error("redis command timed out")]
+    Timeout,
+    /// Redis answered with an error, or the connection broke.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+struct Inner {
+    mode: RedisMode,
+    urls: Vec<String>,
+    timeout: Duration,
+    conn: RwLock<Option<Conn>>,
+    last_attempt: Mutex<Option<Instant>>,
+}
+
+/// A handle to Redis; cloning shares the connection.
+#[derive(Clone)]
+pub struct Redis {
+    inner: Arc<Inner>,
+}
+
+impl Redis {
+    /// A handle that connects in the background; `urls` holds one URL, or the cluster's nodes.
+    pub fn new(mode: RedisMode, urls: Vec<String>, timeout: Duration) -> Self {
+        let redis = Redis {
+            inner: Arc::new(Inner {
+                mode,
+                urls,
+                timeout,
+                conn: RwLock::new(None),
+                last_attempt: Mutex::new(None),
+            }),
+        };
+        redis.reconnect_in_background();
+        redis
+    }
+
+    /// The node URLs (for statistics).
+    pub fn urls(&self) -> &[String] {
+        &self.inner.urls
+    }
+
+    /// Whether this is a cluster.
+    pub fn mode(&self) -> RedisMode {
+        self.inner.mode
+    }
+
+    /// Waits up to `within` for a connection (start-up, tests); never fails.
+    pub async fn wait_connected(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            if self.current().is_some() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            self.reconnect_in_background();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn current(&self) -> Option<Conn> {
+        self.inner
+            .conn
+            .read()
+            .expect("redis connection lock poisoned")
+            .clone()
+    }
+
+    /// Starts a connection attempt unless one ran in the last second. The lock is a plain
+    /// mutex: it is held for a comparison, never across an await.
+    fn reconnect_in_background(&self) {
+        {
+            let mut last = self
+                .inner
+                .last_attempt
+                .lock()
+                .expect("redis attempt lock poisoned");
+            if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            match this.connect().await {
+                Ok(conn) => {
+                    tracing::info!(mode = ?this.inner.mode, "redis connected");
+                    *this
+                        .inner
+                        .conn
+                        .write()
+                        .expect("redis connection lock poisoned") = Some(conn);
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "redis unavailable; serving without cache")
+                }
+            }
+        });
+    }
+
+    async fn connect(&self) -> redis::RedisResult<Conn> {
+        let timeout = self.inner.timeout.max(Duration::from_millis(500));
+        match self.inner.mode {
+            RedisMode::Single => {
+                let client = redis::Client::open(self.inner.urls[0].as_str())?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(timeout)
+                    .set_response_timeout(self.inner.timeout)
+                    .set_number_of_retries(1)
+                    .set_max_delay(200);
+                Ok(Conn::Single(
+                    ConnectionManager::new_with_config(client, config).await?,
+                ))
+            }
+            RedisMode::Cluster => {
+                let client = redis::cluster::ClusterClientBuilder::new(self.inner.urls.clone())
+                    .connection_timeout(timeout)
+                    .response_timeout(self.inner.timeout)
+                    .retries(2)
+                    .build()?;
+                Ok(Conn::Cluster(client.get_async_connection().await?))
+            }
+        }
+    }
+
+    /// Runs one command within the deadline.
+    pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, RedisError> {
+        let Some(mut conn) = self.current() else {
+            self.reconnect_in_background();
+            return Err(RedisError::NotConnected);
+        };
+        match tokio::time::timeout(self.inner.timeout, cmd.query_async::<T>(&mut conn)).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => Err(RedisError::Redis(err)),
+            Err(_) => Err(RedisError::Timeout),
+        }
+    }
+
+    /// Round-trip time of a `PING`, or `None` when Redis does not answer.
+    pub async fn ping(&self) -> Option<Duration> {
+        let start = Instant::now();
+        let pong: Result<String, _> = self.query(&redis::cmd("PING")).await;
+        pong.ok().map(|_| start.elapsed())
+    }
+}

@@ -1,0 +1,541 @@
+//! The application cache (layer 1): Redis in front of PostgreSQL.
+//!
+//! One entry point, [`Cache::get_or_compute`], gives every family the same behaviour:
+//! - a fresh value is served (`origin; hit`), and in the last tenth of its life it is
+//!   recomputed in the background so hot keys never expire under load;
+//! - a miss is computed once however many requests want it (single flight) and stored, empty
+//!   results included;
+//! - a value past its TTL is kept for a grace period and served, marked stale, only when
+//!   PostgreSQL cannot be reached;
+//! - when Redis cannot be reached the value is computed from PostgreSQL and served anyway.
+//!
+//! Invalidation never scans: every value of one user is stored with the user's generation
+//! token (`user:gen:{user:42}`, same hash slot), read with it in one `MGET`, and valid only
+//! while the token matches. A new rating replaces the token: all of that user's
+//! recommendations and their profile, whatever `n` and strategy, are invalid at once. A value
+//! computed from data read before the write carries the old token, so it can never be served
+//! after the write. An invalidation that cannot reach Redis is kept and retried, and until it
+//! succeeds this instance does not read that user's (or that list's) cached values. There is
+//! no in-process cache of personal data, so no instance can hold a copy Redis does not.
+
+mod connection;
+mod single_flight;
+pub mod stats;
+
+use crate::error::AppError;
+pub use connection::{Redis, RedisError};
+use shared::cache_key::{Family, KeySpace};
+use shared::cache_status::{CacheStatus, Forward};
+use shared::params::UserId;
+use single_flight::SingleFlight;
+use stats::{CacheStats, Event};
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// This cache's name in `Cache-Status`.
+pub const CACHE_NAME: &str = "origin";
+
+/// Generation tokens outlive every value stored under them (7 days + grace at most).
+const GENERATION_TTL_SECS: u64 = 30 * 24 * 3600;
+
+/// Whose value this is: per-user values are checked against the user's generation token.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope {
+    /// Shared by everyone (lists, metadata).
+    Global,
+    /// One user's (recommendations, profile, embedding).
+    User(UserId),
+}
+
+/// A freshly computed value and how long it stays fresh.
+pub struct Computed {
+    /// The bytes to store and serve.
+    pub body: Vec<u8>,
+    /// Freshness in seconds.
+    pub ttl_secs: u64,
+}
+
+/// What a lookup served.
+#[derive(Debug, Clone)]
+pub struct Served {
+    /// The value.
+    pub body: Arc<[u8]>,
+    /// How it was obtained, for `Cache-Status`.
+    pub status: CacheStatus,
+}
+
+struct Entry {
+    stored_at: i64,
+    fresh_until: i64,
+    generation: Option<String>,
+    body: Arc<[u8]>,
+}
+
+impl Entry {
+    /// `v1 STORED_AT FRESH_UNTIL GENERATION\n` then the body, as is.
+    fn encode(&self) -> Vec<u8> {
+        let generation = self.generation.as_deref().unwrap_or("-");
+        let mut out =
+            format!("v1 {} {} {generation}\n", self.stored_at, self.fresh_until).into_bytes();
+        out.extend_from_slice(&self.body);
+        out
+    }
+
+    fn decode(raw: &[u8]) -> Option<Entry> {
+        let newline = raw.iter().position(|b| *b == b'\n')?;
+        let header = std::str::from_utf8(&raw[..newline]).ok()?;
+        let mut parts = header.split(' ');
+        if parts.next()? != "v1" {
+            return None;
+        }
+        let stored_at = parts.next()?.parse().ok()?;
+        let fresh_until = parts.next()?.parse().ok()?;
+        let generation = match parts.next()? {
+            "-" => None,
+            token => Some(token.to_owned()),
+        };
+        Some(Entry {
+            stored_at,
+            fresh_until,
+            generation,
+            body: Arc::from(&raw[newline + 1..]),
+        })
+    }
+}
+
+type FlightResult = Result<(Arc<[u8]>, bool), AppError>;
+
+#[derive(Default)]
+struct Pending {
+    users: HashSet<UserId>,
+    keys: HashSet<String>,
+}
+
+struct Inner {
+    redis: Redis,
+    keys: KeySpace,
+    stats: CacheStats,
+    flights: SingleFlight<FlightResult>,
+    grace_secs: u64,
+    // Invalidations Redis has not acknowledged yet. A std mutex: never held across an await.
+    pending: Mutex<Pending>,
+}
+
+/// The cache handle; cloning shares it.
+#[derive(Clone)]
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn new_token() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+impl Cache {
+    /// A cache over `redis`; starts the retry loop for unacknowledged invalidations.
+    pub fn new(redis: Redis, keys: KeySpace, grace: Duration) -> Self {
+        let cache = Cache {
+            inner: Arc::new(Inner {
+                redis,
+                keys,
+                stats: CacheStats::default(),
+                flights: SingleFlight::default(),
+                grace_secs: grace.as_secs(),
+                pending: Mutex::new(Pending::default()),
+            }),
+        };
+        let weak = Arc::downgrade(&cache.inner);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let Some(inner) = weak.upgrade() else { break };
+                Cache { inner }.retry_pending().await;
+            }
+        });
+        cache
+    }
+
+    /// The key builder.
+    pub fn keys(&self) -> &KeySpace {
+        &self.inner.keys
+    }
+
+    /// The Redis handle (statistics, readiness).
+    pub fn redis(&self) -> &Redis {
+        &self.inner.redis
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &CacheStats {
+        &self.inner.stats
+    }
+
+    /// Serves `key` from Redis, or computes it with `compute` (once for all concurrent
+    /// callers) and stores it. See the module documentation for the rules.
+    pub async fn get_or_compute<F, Fut>(
+        &self,
+        family: Family,
+        key: String,
+        scope: Scope,
+        compute: F,
+    ) -> Result<Served, AppError>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Computed, AppError>> + Send + 'static,
+    {
+        let stats = &self.inner.stats;
+        if !self.settle_pending(scope, &key).await {
+            // An invalidation of this value has not reached Redis yet: do not trust the cache.
+            stats.record(family, Event::Miss);
+            let computed = compute().await?;
+            stats.record(family, Event::Computed);
+            let status = CacheStatus {
+                detail: Some("cache-unavailable"),
+                ..CacheStatus::miss(CACHE_NAME, false)
+            };
+            return Ok(Served {
+                body: computed.body.into(),
+                status,
+            });
+        }
+
+        let now = unix_now();
+        let (cache_ok, generation, entry) = match self.read(scope, &key).await {
+            Ok((generation, raw)) => (true, generation, raw.as_deref().and_then(Entry::decode)),
+            Err(err) => {
+                stats.record(family, Event::Error);
+                tracing::debug!(error = %err, key, "cache read failed");
+                (false, None, None)
+            }
+        };
+        let entry = entry.filter(|e| match scope {
+            Scope::Global => true,
+            Scope::User(_) => generation.is_some() && e.generation == generation,
+        });
+
+        if let Some(entry) = &entry {
+            if now < entry.fresh_until {
+                stats.record(family, Event::Hit);
+                if shared::ttl::should_refresh_early(entry.stored_at, entry.fresh_until, now) {
+                    let this = self.clone();
+                    let flight_key = format!("{key}#{}", generation.as_deref().unwrap_or("-"));
+                    tokio::spawn(async move {
+                        let flight = this
+                            .compute_and_store(family, key, scope, generation, cache_ok, compute);
+                        let _ = this.inner.flights.run(&flight_key, flight).await;
+                    });
+                }
+                return Ok(Served {
+                    body: entry.body.clone(),
+                    status: CacheStatus::hit(CACHE_NAME, entry.fresh_until - now),
+                });
+            }
+        }
+        stats.record(family, Event::Miss);
+
+        let flight_key = format!("{key}#{}", generation.as_deref().unwrap_or("-"));
+        let flight = self.compute_and_store(family, key, scope, generation, cache_ok, compute);
+        let (result, collapsed) = self.inner.flights.run(&flight_key, flight).await;
+        match result {
+            Ok((body, stored)) => {
+                let mut status = CacheStatus::miss(CACHE_NAME, stored && !collapsed);
+                status.collapsed = collapsed;
+                if entry.is_some() {
+                    status.fwd = Some(Forward::Stale);
+                }
+                if !cache_ok {
+                    status.detail = Some("cache-unavailable");
+                }
+                Ok(Served { body, status })
+            }
+            Err(err) if err.is_unavailable() => match entry {
+                Some(entry) if now < entry.fresh_until + self.inner.grace_secs as i64 => {
+                    stats.record(family, Event::Stale);
+                    Ok(Served {
+                        body: entry.body,
+                        status: CacheStatus::stale(CACHE_NAME, entry.fresh_until - now),
+                    })
+                }
+                _ => Err(err),
+            },
+            Err(err) => Err(err),
+        }
+    }
+
+    /// The computation a single flight runs: make sure the user has a generation token (so
+    /// the value is tied to it), compute, store.
+    fn compute_and_store<F, Fut>(
+        &self,
+        family: Family,
+        key: String,
+        scope: Scope,
+        generation: Option<String>,
+        cache_ok: bool,
+        compute: F,
+    ) -> impl Future<Output = FlightResult> + Send + 'static
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Computed, AppError>> + Send + 'static,
+    {
+        let this = self.clone();
+        async move {
+            let stats = &this.inner.stats;
+            let mut generation = generation;
+            let mut cache_ok = cache_ok;
+            if let (Scope::User(user), None, true) = (scope, &generation, cache_ok) {
+                match this.establish_generation(user).await {
+                    Ok(token) => generation = Some(token),
+                    Err(err) => {
+                        stats.record(family, Event::Error);
+                        tracing::debug!(error = %err, "cache generation failed");
+                        cache_ok = false;
+                    }
+                }
+            }
+            let computed = compute().await?;
+            stats.record(family, Event::Computed);
+            let body: Arc<[u8]> = computed.body.into();
+            if !cache_ok {
+                return Ok((body, false));
+            }
+            let now = unix_now();
+            let entry = Entry {
+                stored_at: now,
+                fresh_until: now + computed.ttl_secs as i64,
+                generation,
+                body: body.clone(),
+            };
+            let expire = computed.ttl_secs + this.inner.grace_secs;
+            let stored = this
+                .inner
+                .redis
+                .query::<()>(
+                    redis::cmd("SET")
+                        .arg(&key)
+                        .arg(entry.encode())
+                        .arg("EX")
+                        .arg(expire),
+                )
+                .await;
+            if let Err(err) = &stored {
+                stats.record(family, Event::Error);
+                tracing::debug!(error = %err, key, "cache write failed");
+            }
+            Ok((body, stored.is_ok()))
+        }
+    }
+
+    async fn read(
+        &self,
+        scope: Scope,
+        key: &str,
+    ) -> Result<(Option<String>, Option<Vec<u8>>), RedisError> {
+        match scope {
+            Scope::Global => Ok((
+                None,
+                self.inner.redis.query(redis::cmd("GET").arg(key)).await?,
+            )),
+            Scope::User(user) => {
+                let gen_key = self.inner.keys.user_generation(user);
+                self.inner
+                    .redis
+                    .query(redis::cmd("MGET").arg(gen_key).arg(key))
+                    .await
+            }
+        }
+    }
+
+    /// The user's generation token, created if missing (`SET NX GET` answers the existing one).
+    async fn establish_generation(&self, user: UserId) -> Result<String, RedisError> {
+        let token = new_token();
+        let existing: Option<String> = self
+            .inner
+            .redis
+            .query(
+                redis::cmd("SET")
+                    .arg(self.inner.keys.user_generation(user))
+                    .arg(&token)
+                    .arg("NX")
+                    .arg("GET")
+                    .arg("EX")
+                    .arg(GENERATION_TTL_SECS),
+            )
+            .await?;
+        Ok(existing.unwrap_or(token))
+    }
+
+    /// Invalidates everything cached for `user` (recommendations of every `n` and strategy,
+    /// profile, embedding) with one command. Returns whether Redis acknowledged it; if not, it
+    /// is retried and this instance bypasses the user's cached values until it succeeds.
+    pub async fn invalidate_user(&self, user: UserId) -> bool {
+        let ok = self.replace_generation(user).await;
+        if ok {
+            for family in [Family::Recommendations, Family::Profile, Family::Embedding] {
+                self.inner.stats.record(family, Event::Invalidated);
+            }
+        } else {
+            self.inner
+                .pending
+                .lock()
+                .expect("pending lock poisoned")
+                .users
+                .insert(user);
+        }
+        ok
+    }
+
+    async fn replace_generation(&self, user: UserId) -> bool {
+        let cmd = redis::cmd("SET")
+            .arg(self.inner.keys.user_generation(user))
+            .arg(new_token())
+            .arg("EX")
+            .arg(GENERATION_TTL_SECS)
+            .clone();
+        self.inner.redis.query::<()>(&cmd).await.is_ok()
+    }
+
+    /// Deletes shared values (lists, metadata) of `family`. Keys Redis does not acknowledge
+    /// are retried, and bypassed by this instance until then.
+    pub async fn invalidate_keys(&self, family: Family, keys: Vec<String>) {
+        // One DEL per key: in a cluster the keys live in different slots.
+        let results = futures::future::join_all(keys.iter().map(|key| async move {
+            self.inner
+                .redis
+                .query::<i64>(redis::cmd("DEL").arg(key))
+                .await
+        }))
+        .await;
+        let mut pending = self.inner.pending.lock().expect("pending lock poisoned");
+        for (key, result) in keys.into_iter().zip(results) {
+            match result {
+                Ok(_) => self.inner.stats.record(family, Event::Invalidated),
+                Err(_) => {
+                    pending.keys.insert(key);
+                }
+            }
+        }
+    }
+
+    /// Whether the value may be read from Redis: true unless an invalidation of it is still
+    /// pending and cannot be delivered now.
+    async fn settle_pending(&self, scope: Scope, key: &str) -> bool {
+        let (user_pending, key_pending) = {
+            let pending = self.inner.pending.lock().expect("pending lock poisoned");
+            if pending.users.is_empty() && pending.keys.is_empty() {
+                return true;
+            }
+            let user = match scope {
+                Scope::User(user) => pending.users.contains(&user).then_some(user),
+                Scope::Global => None,
+            };
+            (user, pending.keys.contains(key))
+        };
+        if let Some(user) = user_pending {
+            if !self.replace_generation(user).await {
+                return false;
+            }
+            self.inner
+                .pending
+                .lock()
+                .expect("pending lock poisoned")
+                .users
+                .remove(&user);
+        }
+        if key_pending {
+            if self
+                .inner
+                .redis
+                .query::<i64>(redis::cmd("DEL").arg(key))
+                .await
+                .is_err()
+            {
+                return false;
+            }
+            self.inner
+                .pending
+                .lock()
+                .expect("pending lock poisoned")
+                .keys
+                .remove(key);
+        }
+        true
+    }
+
+    async fn retry_pending(&self) {
+        let (users, keys): (Vec<UserId>, Vec<String>) = {
+            let pending = self.inner.pending.lock().expect("pending lock poisoned");
+            (
+                pending.users.iter().copied().collect(),
+                pending.keys.iter().cloned().collect(),
+            )
+        };
+        for user in users {
+            if !self.replace_generation(user).await {
+                return;
+            }
+            self.inner
+                .pending
+                .lock()
+                .expect("pending lock poisoned")
+                .users
+                .remove(&user);
+        }
+        for key in keys {
+            if self
+                .inner
+                .redis
+                .query::<i64>(redis::cmd("DEL").arg(&key))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            self.inner
+                .pending
+                .lock()
+                .expect("pending lock poisoned")
+                .keys
+                .remove(&key);
+        }
+    }
+
+    /// Number of invalidations not yet acknowledged by Redis.
+    pub fn pending_invalidations(&self) -> usize {
+        let pending = self.inner.pending.lock().expect("pending lock poisoned");
+        pending.users.len() + pending.keys.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip() {
+        let entry = Entry {
+            stored_at: 10,
+            fresh_until: 20,
+            generation: Some("ab12".into()),
+            body: Arc::from(&b"{\"x\":\n1}"[..]),
+        };
+        let decoded = Entry::decode(&entry.encode()).unwrap();
+        assert_eq!((decoded.stored_at, decoded.fresh_until), (10, 20));
+        assert_eq!(decoded.generation.as_deref(), Some("ab12"));
+        assert_eq!(&*decoded.body, b"{\"x\":\n1}");
+        let global = Entry {
+            generation: None,
+            ..entry
+        };
+        assert_eq!(Entry::decode(&global.encode()).unwrap().generation, None);
+        assert!(Entry::decode(b"garbage").is_none());
+    }
+}

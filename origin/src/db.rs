@@ -1,0 +1,401 @@
+//! PostgreSQL: the source of truth. A small typed API over runtime-checked queries (no
+//! build-time database needed), one method per question the service asks.
+
+use crate::error::AppError;
+use crate::settings::DatabaseSettings;
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use shared::dto::{Genre, Movie, Profile};
+use shared::params::{MovieId, Rating, UserId};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Row};
+use std::collections::HashMap;
+use std::str::FromStr;
+
+/// Advisory-lock id under which one instance at a time refreshes the materialized view.
+const VIEW_REFRESH_LOCK: i64 = 0x6d6f_7669_6573; // "movies"
+
+/// The database handle. Cloning is cheap (the pool is shared).
+#[derive(Clone)]
+pub struct Db {
+    pool: PgPool,
+}
+
+/// What a rating write did.
+#[derive(Debug, Clone, Copy)]
+pub struct RateOutcome {
+    /// An earlier rating of the movie was replaced.
+    pub replaced: bool,
+    /// The movie's rating count after the write.
+    pub movie_rating_count: i64,
+}
+
+/// A user's activity, as far as caching and recommending need it.
+#[derive(Debug, Clone, Copy)]
+pub struct UserActivity {
+    /// Number of ratings.
+    pub rating_count: i64,
+}
+
+/// How much a user likes a genre, from their ratings.
+#[derive(Debug, Clone)]
+pub struct GenreAffinity {
+    /// The genre.
+    pub genre_id: i16,
+    /// Its name.
+    pub name: String,
+    /// Sum over the user's ratings in the genre of how far above 2.5 they are (dislikes count 0).
+    pub weight: f64,
+}
+
+const MOVIE_COLUMNS: &str = "m.id, m.title, m.year, m.rating_count, m.rating_sum, \
+     COALESCE((SELECT array_agg(g.name ORDER BY g.name) FROM movie_genres mg \
+               JOIN genres g ON g.id = mg.genre_id WHERE mg.movie_id = m.id), '{}') AS genres";
+
+fn movie_from_row(row: &sqlx::postgres::PgRow) -> Result<Movie, sqlx::Error> {
+    let count: i32 = row.try_get("rating_count")?;
+    let sum: f64 = row.try_get("rating_sum")?;
+    Ok(Movie {
+        id: row.try_get("id")?,
+        title: row.try_get("title")?,
+        year: row.try_get("year")?,
+        genres: row.try_get("genres")?,
+        avg_rating: (count > 0).then(|| ((sum / count as f64) * 1000.0).round() / 1000.0),
+        rating_count: count as i64,
+    })
+}
+
+impl Db {
+    /// Builds the pool without connecting: the service starts (and serves from the cache) even
+    /// while PostgreSQL is down, and a request waits at most the configured timeout for it.
+    pub fn connect_lazy(settings: &DatabaseSettings) -> anyhow::Result<Self> {
+        let options = PgConnectOptions::from_str(settings.database_url.expose_secret())
+            .context("parsing DATABASE_URL")?
+            .application_name("origin");
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.database_max_connections)
+            .min_connections(0)
+            .acquire_timeout(settings.timeout())
+            .test_before_acquire(false)
+            .connect_lazy_with(options);
+        Ok(Db { pool })
+    }
+
+    /// The pool, for the importer and migrations.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Runs pending migrations.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        sqlx::migrate!("./migrations")
+            .run(&self.pool)
+            .await
+            .context("running migrations")?;
+        Ok(())
+    }
+
+    /// Whether PostgreSQL answers.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// One movie.
+    pub async fn movie(&self, id: MovieId) -> Result<Option<Movie>, AppError> {
+        let sql = format!("SELECT {MOVIE_COLUMNS} FROM movies m WHERE m.id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(movie_from_row).transpose()?)
+    }
+
+    /// Movies by id, in the order given (unknown ids are skipped).
+    pub async fn movies(&self, ids: &[i32]) -> Result<Vec<Movie>, AppError> {
+        let sql = format!("SELECT {MOVIE_COLUMNS} FROM movies m WHERE m.id = ANY($1)");
+        let rows = sqlx::query(&sql).bind(ids).fetch_all(&self.pool).await?;
+        let mut by_id: HashMap<i32, Movie> = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let movie = movie_from_row(row)?;
+            by_id.insert(movie.id, movie);
+        }
+        Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+    }
+
+    /// The most rated movies.
+    pub async fn popular(&self, limit: i64) -> Result<Vec<Movie>, AppError> {
+        let sql = format!(
+            "SELECT {MOVIE_COLUMNS} FROM movies m ORDER BY m.rating_count DESC, m.id LIMIT $1"
+        );
+        let rows = sqlx::query(&sql).bind(limit).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(movie_from_row).collect::<Result<_, _>>()?)
+    }
+
+    /// The most rated movies that `user` has not rated.
+    pub async fn popular_unseen(&self, user: UserId, limit: i64) -> Result<Vec<Movie>, AppError> {
+        let sql = format!(
+            "SELECT {MOVIE_COLUMNS} FROM movies m \
+             WHERE NOT EXISTS (SELECT 1 FROM ratings r WHERE r.user_id = $1 AND r.movie_id = m.id) \
+             ORDER BY m.rating_count DESC, m.id LIMIT $2"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(user.0)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(movie_from_row).collect::<Result<_, _>>()?)
+    }
+
+    /// Every genre, alphabetically.
+    pub async fn genres(&self) -> Result<Vec<Genre>, AppError> {
+        let rows = sqlx::query("SELECT id, name, slug FROM genres ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                Ok(Genre {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    slug: r.try_get("slug")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// The best-rated movies of a genre (more than 50 ratings), from the materialized view.
+    pub async fn genre_top(&self, genre_id: i16, limit: i64) -> Result<Vec<Movie>, AppError> {
+        let sql = format!(
+            "SELECT {MOVIE_COLUMNS} FROM top_movies_by_genre t JOIN movies m ON m.id = t.movie_id \
+             WHERE t.genre_id = $1 ORDER BY t.rank LIMIT $2"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(genre_id)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(movie_from_row).collect::<Result<_, _>>()?)
+    }
+
+    /// Top movies of the given genres from the view that `user` has not rated, with the genre
+    /// they were found under and their average rating.
+    pub async fn genre_candidates(
+        &self,
+        user: UserId,
+        genre_ids: &[i16],
+        per_genre: i64,
+    ) -> Result<Vec<(i16, i32, f64)>, AppError> {
+        let rows = sqlx::query(
+            "SELECT t.genre_id, t.movie_id, t.avg_rating FROM top_movies_by_genre t \
+             WHERE t.genre_id = ANY($1) AND t.rank <= $3 \
+               AND NOT EXISTS (SELECT 1 FROM ratings r WHERE r.user_id = $2 AND r.movie_id = t.movie_id)",
+        )
+        .bind(genre_ids)
+        .bind(user.0)
+        .bind(per_genre)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("genre_id")?,
+                    r.try_get("movie_id")?,
+                    r.try_get("avg_rating")?,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// A user's activity, or `None` for an unknown user.
+    pub async fn user_activity(&self, user: UserId) -> Result<Option<UserActivity>, AppError> {
+        let row = sqlx::query("SELECT rating_count FROM users WHERE id = $1")
+            .bind(user.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| UserActivity {
+            rating_count: r.get::<i32, _>(0) as i64,
+        }))
+    }
+
+    /// How much the user likes each genre they rated, most liked first.
+    pub async fn genre_affinities(&self, user: UserId) -> Result<Vec<GenreAffinity>, AppError> {
+        let rows = sqlx::query(
+            "SELECT g.id, g.name, SUM(GREATEST(r.rating - 2.5, 0))::DOUBLE PRECISION AS weight, \
+                    COUNT(*) AS n \
+             FROM ratings r JOIN movie_genres mg ON mg.movie_id = r.movie_id \
+             JOIN genres g ON g.id = mg.genre_id \
+             WHERE r.user_id = $1 GROUP BY g.id, g.name ORDER BY weight DESC, n DESC, g.name",
+        )
+        .bind(user.0)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                Ok(GenreAffinity {
+                    genre_id: r.try_get(0)?,
+                    name: r.try_get(1)?,
+                    weight: r.try_get(2)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// A user's profile, or `None` for an unknown user.
+    pub async fn profile(&self, user: UserId) -> Result<Option<Profile>, AppError> {
+        let Some(row) =
+            sqlx::query("SELECT rating_count, rating_sum, last_rated_at FROM users WHERE id = $1")
+                .bind(user.0)
+                .fetch_optional(&self.pool)
+                .await?
+        else {
+            return Ok(None);
+        };
+        let count = row.try_get::<i32, _>(0)? as i64;
+        let sum: f64 = row.try_get(1)?;
+        let last: Option<chrono::DateTime<chrono::Utc>> = row.try_get(2)?;
+        let favourite_genres = self
+            .genre_affinities(user)
+            .await?
+            .into_iter()
+            .filter(|a| a.weight > 0.0)
+            .take(3)
+            .map(|a| a.name)
+            .collect();
+        Ok(Some(Profile {
+            user_id: user.0,
+            rating_count: count,
+            avg_rating: (count > 0).then(|| ((sum / count as f64) * 1000.0).round() / 1000.0),
+            favourite_genres,
+            last_activity: last.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        }))
+    }
+
+    /// Records a rating (or replaces the user's earlier rating of the movie) and keeps the
+    /// movie's and the user's counters in step, in one transaction. Returns only once
+    /// committed. Locking the user's row first serialises one user's writes, so the replaced
+    /// value read below is exact.
+    pub async fn rate(
+        &self,
+        user: UserId,
+        movie: MovieId,
+        rating: Rating,
+    ) -> Result<RateOutcome, AppError> {
+        let mut tx = self.pool.begin().await?;
+        let user_row = sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+            .bind(user.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if user_row.is_none() {
+            return Err(AppError::not_found(
+                "user_not_found",
+                format!("user {} does not exist", user.0),
+            ));
+        }
+        let old: Option<f32> =
+            sqlx::query_scalar("SELECT rating FROM ratings WHERE user_id = $1 AND movie_id = $2")
+                .bind(user.0)
+                .bind(movie.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let (count_delta, sum_delta) = match old {
+            Some(old) => (0i32, (rating.get() - old) as f64),
+            None => (1i32, rating.get() as f64),
+        };
+        let movie_count: Option<i32> = sqlx::query_scalar(
+            "UPDATE movies SET rating_count = rating_count + $2, rating_sum = rating_sum + $3 \
+             WHERE id = $1 RETURNING rating_count",
+        )
+        .bind(movie.0)
+        .bind(count_delta)
+        .bind(sum_delta)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(movie_count) = movie_count else {
+            return Err(AppError::not_found(
+                "movie_not_found",
+                format!("movie {} does not exist", movie.0),
+            ));
+        };
+        sqlx::query(
+            "INSERT INTO ratings (user_id, movie_id, rating, rated_at) VALUES ($1, $2, $3, now()) \
+             ON CONFLICT (user_id, movie_id) DO UPDATE SET rating = EXCLUDED.rating, rated_at = EXCLUDED.rated_at",
+        )
+        .bind(user.0)
+        .bind(movie.0)
+        .bind(rating.get())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE users SET rating_count = rating_count + $2, rating_sum = rating_sum + $3, \
+             last_rated_at = now() WHERE id = $1",
+        )
+        .bind(user.0)
+        .bind(count_delta)
+        .bind(sum_delta)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(RateOutcome {
+            replaced: old.is_some(),
+            movie_rating_count: movie_count as i64,
+        })
+    }
+
+    /// The genre ids of a movie.
+    pub async fn movie_genre_ids(&self, movie: MovieId) -> Result<Vec<i16>, AppError> {
+        Ok(
+            sqlx::query_scalar("SELECT genre_id FROM movie_genres WHERE movie_id = $1")
+                .bind(movie.0)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// The smallest rating count among the most active 20% of users (0 with no users).
+    pub async fn power_user_threshold(&self) -> Result<i64, AppError> {
+        let share = shared::ttl::POWER_USER_SHARE;
+        let threshold: Option<i32> = sqlx::query_scalar(
+            "SELECT percentile_disc($1) WITHIN GROUP (ORDER BY rating_count) FROM users",
+        )
+        .bind(1.0 - share)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(threshold.unwrap_or(0).max(1) as i64)
+    }
+
+    /// The most active users (power users first), at most `limit`.
+    pub async fn power_users(&self, threshold: i64, limit: i64) -> Result<Vec<UserId>, AppError> {
+        let ids: Vec<i32> = sqlx::query_scalar(
+            "SELECT id FROM users WHERE rating_count >= $1 ORDER BY rating_count DESC, id LIMIT $2",
+        )
+        .bind(threshold as i32)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids.into_iter().map(UserId).collect())
+    }
+
+    /// Refreshes the top-by-genre view without blocking readers. Returns `false` when another
+    /// instance holds the refresh lock (it is refreshing right now).
+    pub async fn refresh_top_by_genre(&self) -> Result<bool, AppError> {
+        let mut conn = self.pool.acquire().await?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(VIEW_REFRESH_LOCK)
+            .fetch_one(&mut *conn)
+            .await?;
+        if !locked {
+            return Ok(false);
+        }
+        let refreshed = sqlx::query("REFRESH MATERIALIZED VIEW CONCURRENTLY top_movies_by_genre")
+            .execute(&mut *conn)
+            .await;
+        let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(VIEW_REFRESH_LOCK)
+            .execute(&mut *conn)
+            .await;
+        refreshed?;
+        Ok(true)
+    }
+}

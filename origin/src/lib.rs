@@ -1,0 +1,27 @@
+//! The origin: a native axum + tokio service in front of PostgreSQL (the source of truth) and
+//! Redis (the application cache).
+//!
+//! A tour:
+//! - [`settings`]: typed configuration from flags and environment.
+//! - [`startup`]: `Application::build` / `run_until_stopped`.
+//! - [`routes`]: the HTTP API, one module per resource; [`http`]: extractors, ETags, 304s,
+//!   `Cache-Status`; [`auth`]: JWTs; [`error`]: the one error type and its JSON bodies.
+//! - [`reads`]: each cached family's key, TTL and computation; [`cache`]: the Redis cache
+//!   (single flight, generations, stale serving, degraded mode); [`stats`]: its report.
+//! - [`db`]: PostgreSQL queries; [`recommend`]: the recommendation strategies.
+//! - [`warm`]: warming and hourly maintenance; [`import`]: MovieLens and synthetic data.
+
+pub mod auth;
+pub mod cache;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod import;
+pub mod reads;
+pub mod recommend;
+pub mod routes;
+pub mod settings;
+pub mod startup;
+pub mod state;
+pub mod stats;
+pub mod warm;

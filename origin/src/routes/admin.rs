@@ -1,0 +1,49 @@
+//! Administration (admin role only): warm the caches, refresh the top-by-genre view, reload
+//! the model, and read cache statistics with alert states.
+
+use crate::auth::Admin;
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::{stats, warm};
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use std::time::Instant;
+
+/// The admin routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/cache/warm", post(warm_caches))
+        .route("/admin/views/refresh", post(refresh_views))
+        .route("/admin/model/reload", post(reload_model))
+        .route("/admin/cache/stats", get(cache_stats))
+}
+
+async fn warm_caches(_: Admin, State(state): State<AppState>) -> Json<warm::WarmReport> {
+    Json(warm::warm(&state).await)
+}
+
+async fn refresh_views(
+    _: Admin,
+    State(state): State<AppState>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let start = Instant::now();
+    let refreshed = warm::refresh_views(&state).await?;
+    Ok(Json(serde_json::json!({
+        "refreshed": refreshed,
+        "detail": if refreshed { "top_movies_by_genre refreshed; genre lists invalidated" }
+                  else { "another instance is refreshing the view right now" },
+        "elapsed_ms": start.elapsed().as_millis() as u64,
+    })))
+}
+
+async fn reload_model(_: Admin) -> AppError {
+    AppError::Unavailable {
+        code: "model_unavailable",
+        message: "no trained model is available to load".into(),
+    }
+}
+
+async fn cache_stats(_: Admin, State(state): State<AppState>) -> Json<stats::CacheReport> {
+    Json(stats::report(&state).await)
+}

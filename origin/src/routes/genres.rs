@@ -1,0 +1,56 @@
+//! `GET /genres` and `GET /genres/{genre}/top`: public, cacheable everywhere. A genre is
+//! named by its name (`Sci-Fi`) or slug (`sci-fi`), case-insensitively.
+
+use crate::error::AppError;
+use crate::http::{PathParam, QueryMap, conditional};
+use crate::reads;
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get;
+use shared::cache_control;
+use shared::dto::GenreTop;
+use shared::params::Limit;
+
+/// The genre routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/genres", get(genres))
+        .route("/genres/{genre}/top", get(top))
+}
+
+async fn genres(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
+    let served = reads::genres(&state).await?;
+    Ok(conditional(
+        &headers,
+        served.body.to_vec(),
+        cache_control::GENRES,
+        &served.status,
+    ))
+}
+
+async fn top(
+    State(state): State<AppState>,
+    PathParam(genre): PathParam<String>,
+    QueryMap(query): QueryMap,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let limit = Limit::parse(
+        "limit",
+        query.get("limit").map(String::as_str),
+        Limit::DEFAULT,
+    )?;
+    let genre = reads::find_genre(&state, &genre).await?;
+    let served = reads::genre_top(&state, genre).await?;
+    let mut top: GenreTop = reads::parse(&served)?;
+    top.movies.truncate(limit.get() as usize);
+    let body = serde_json::to_vec(&top).map_err(anyhow::Error::new)?;
+    Ok(conditional(
+        &headers,
+        body,
+        cache_control::GENRE_TOP,
+        &served.status,
+    ))
+}

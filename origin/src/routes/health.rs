@@ -1,0 +1,55 @@
+//! `GET /health` (liveness: the process answers), `GET /ready` (each dependency's state) and
+//! `GET /metrics` (Prometheus text). None is ever cached.
+
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use shared::dto::Readiness;
+
+/// The operational routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// 200 while anything can be served: `ready` with both dependencies up, `degraded` with one
+/// down (the cache or PostgreSQL stands in). 503 only when both are down.
+async fn ready(State(state): State<AppState>) -> Response {
+    let (postgres, redis) = tokio::join!(state.db.ping(), state.cache.redis().ping());
+    let up = |ok: bool| if ok { "up" } else { "down" }.to_owned();
+    let body = Readiness {
+        status: match (postgres, redis.is_some()) {
+            (true, true) => "ready",
+            (false, false) => "unavailable",
+            _ => "degraded",
+        }
+        .to_owned(),
+        postgres: up(postgres),
+        redis: up(redis.is_some()),
+        model: "none".to_owned(),
+    };
+    let status = if postgres || redis.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let mut response = state.metrics.render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}

@@ -1,0 +1,58 @@
+//! `GET /movies/popular` and `GET /movies/{id}`: public, cacheable everywhere.
+
+use crate::error::AppError;
+use crate::http::{PathParam, QueryMap, conditional};
+use crate::reads;
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get;
+use shared::cache_control;
+use shared::dto::PopularMovies;
+use shared::params::{Limit, MovieId};
+
+/// The movie routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/movies/popular", get(popular))
+        .route("/movies/{id}", get(movie))
+}
+
+async fn popular(
+    State(state): State<AppState>,
+    QueryMap(query): QueryMap,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let limit = Limit::parse(
+        "limit",
+        query.get("limit").map(String::as_str),
+        Limit::DEFAULT,
+    )?;
+    let served = reads::popular(&state).await?;
+    let mut list: PopularMovies = reads::parse(&served)?;
+    list.movies.truncate(limit.get() as usize);
+    let body = serde_json::to_vec(&list).map_err(anyhow::Error::new)?;
+    Ok(conditional(
+        &headers,
+        body,
+        cache_control::POPULAR,
+        &served.status,
+    ))
+}
+
+async fn movie(
+    State(state): State<AppState>,
+    PathParam(id): PathParam<String>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let id = MovieId::parse(&id)?;
+    let served = reads::movie(&state, id).await?;
+    Ok(conditional(
+        &headers,
+        served.body.to_vec(),
+        cache_control::MOVIE,
+        &served.status,
+    ))
+}

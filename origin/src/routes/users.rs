@@ -1,0 +1,142 @@
+//! A user's own data: profile, recommendations (private, revalidated with ETags) and ratings
+//! (never cached). Every route needs the user's token (or an admin's).
+
+use crate::auth::Caller;
+use crate::error::AppError;
+use crate::http::{JsonBody, PathParam, QueryMap, conditional};
+use crate::reads;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use shared::cache_control;
+use shared::cache_key::Family;
+use shared::dto::{Genres, NewRating, RatingReceipt};
+use shared::params::{Limit, MovieId, Rating, Strategy, UserId};
+
+/// The user routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/users/{id}/profile", get(profile))
+        .route("/users/{id}/recommendations", get(recommendations))
+        .route("/users/{id}/ratings", post(rate))
+}
+
+async fn profile(
+    caller: Caller,
+    State(state): State<AppState>,
+    PathParam(id): PathParam<String>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let user = UserId::parse(&id)?;
+    caller.ensure_can_access(user)?;
+    let served = reads::profile(&state, user).await?;
+    Ok(conditional(
+        &headers,
+        served.body.to_vec(),
+        cache_control::PRIVATE,
+        &served.status,
+    ))
+}
+
+async fn recommendations(
+    caller: Caller,
+    State(state): State<AppState>,
+    PathParam(id): PathParam<String>,
+    QueryMap(query): QueryMap,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let user = UserId::parse(&id)?;
+    caller.ensure_can_access(user)?;
+    let n = Limit::parse("n", query.get("n").map(String::as_str), Limit::DEFAULT_N)?;
+    let strategy = Strategy::parse(query.get("strategy").map(String::as_str))?;
+    let served = reads::recommendations(&state, user, n, strategy).await?;
+    Ok(conditional(
+        &headers,
+        served.body.to_vec(),
+        cache_control::PRIVATE,
+        &served.status,
+    ))
+}
+
+/// Commits the rating, then invalidates the user's cached values before answering
+/// (read-your-writes); every `RATING_MILESTONE`th rating of a movie also invalidates the
+/// popular and genre lists and the movie's metadata.
+async fn rate(
+    caller: Caller,
+    State(state): State<AppState>,
+    PathParam(id): PathParam<String>,
+    JsonBody(body): JsonBody<NewRating>,
+) -> Result<Response, AppError> {
+    let user = UserId::parse(&id)?;
+    caller.ensure_can_access(user)?;
+    let movie = i32::try_from(body.movie_id)
+        .ok()
+        .filter(|id| *id > 0)
+        .map(MovieId)
+        .ok_or_else(|| AppError::Unprocessable {
+            code: "invalid_movie_id",
+            message: format!("{} is not a valid movie id", body.movie_id),
+        })?;
+    let rating = Rating::parse(body.rating)?;
+
+    let outcome = state.db.rate(user, movie, rating).await?;
+    state.cache.invalidate_user(user).await;
+    if !outcome.replaced && outcome.movie_rating_count % state.settings.rating_milestone.max(1) == 0
+    {
+        invalidate_lists(&state, movie).await;
+    }
+
+    let receipt = RatingReceipt {
+        user_id: user.0,
+        movie_id: movie.0,
+        rating: rating.get(),
+        replaced: outcome.replaced,
+        movie_rating_count: outcome.movie_rating_count,
+    };
+    let status = if outcome.replaced {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(receipt)).into_response())
+}
+
+/// A milestone: the popular list, every genre list the movie is in, and its metadata.
+async fn invalidate_lists(state: &AppState, movie: MovieId) {
+    let keys = state.cache.keys().clone();
+    tracing::info!(
+        movie = movie.0,
+        "rating milestone: invalidating popular and genre lists"
+    );
+    state
+        .cache
+        .invalidate_keys(Family::Popular, vec![keys.popular()])
+        .await;
+    state
+        .cache
+        .invalidate_keys(Family::Metadata, vec![keys.movie(movie)])
+        .await;
+    let genre_ids = state.db.movie_genre_ids(movie).await.unwrap_or_default();
+    let genre_keys = match reads::genres(state)
+        .await
+        .and_then(|served| reads::parse::<Genres>(&served))
+    {
+        Ok(genres) => genres
+            .genres
+            .iter()
+            .filter(|g| genre_ids.contains(&g.id))
+            .map(|g| keys.genre_top(&g.slug))
+            .collect(),
+        Err(err) => {
+            tracing::warn!(error = %err, "could not list genres to invalidate");
+            Vec::new()
+        }
+    };
+    state
+        .cache
+        .invalidate_keys(Family::Genres, genre_keys)
+        .await;
+}

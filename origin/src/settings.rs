@@ -1,0 +1,109 @@
+//! Typed configuration, from flags or environment variables (`.env.example` documents each).
+//! Defaults match `scripts/services.sh`, so a developer's machine needs no settings at all.
+
+use clap::{Args, ValueEnum};
+use secrecy::SecretString;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The JWT secret used when none is configured: fine on a laptop, refused nowhere, warned
+/// about at start-up.
+pub const DEV_JWT_SECRET: &str = "dev-only-secret-change-me";
+
+/// One Redis, or a Redis Cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RedisMode {
+    /// `REDIS_URL` is one `redis://` URL.
+    Single,
+    /// `REDIS_URL` is a comma-separated list of cluster nodes.
+    Cluster,
+}
+
+/// Connection settings shared by every command that touches PostgreSQL.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseSettings {
+    /// PostgreSQL URL.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://origin@127.0.0.1:54329/movies"
+    )]
+    pub database_url: SecretString,
+    /// Largest number of PostgreSQL connections per origin instance.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 20)]
+    pub database_max_connections: u32,
+    /// How long a request waits for a PostgreSQL connection before answering 503, in ms.
+    #[arg(long, env = "DATABASE_TIMEOUT_MS", default_value_t = 2000)]
+    pub database_timeout_ms: u64,
+}
+
+impl DatabaseSettings {
+    /// The acquire timeout.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.database_timeout_ms)
+    }
+}
+
+/// Everything `origin serve` needs.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Address to listen on.
+    #[arg(long, env = "ORIGIN_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// PostgreSQL.
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+
+    /// `single` or `cluster`.
+    #[arg(long, env = "REDIS_MODE", value_enum, default_value = "single")]
+    pub redis_mode: RedisMode,
+    /// Redis URL; in cluster mode a comma-separated list of node URLs.
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6390")]
+    pub redis_url: SecretString,
+    /// Per-command Redis timeout in ms: past it the cache is skipped, never waited for.
+    #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 250)]
+    pub redis_timeout_ms: u64,
+    /// Prefix for every cache key, so deployments (or tests) can share one Redis.
+    #[arg(long, env = "CACHE_NAMESPACE", default_value = "")]
+    pub cache_namespace: String,
+    /// How long past its TTL a cached value is kept to be served, marked stale, while
+    /// PostgreSQL is unreachable, in seconds.
+    #[arg(long, env = "CACHE_STALE_GRACE_SECS", default_value_t = 86_400)]
+    pub cache_stale_grace_secs: u64,
+
+    /// Secret for HS256 JWTs (users and admins).
+    #[arg(long, env = "JWT_SECRET", default_value = DEV_JWT_SECRET, hide_default_value = true)]
+    pub jwt_secret: SecretString,
+
+    /// Every how many ratings of a movie the popular and genre lists are invalidated.
+    #[arg(long, env = "RATING_MILESTONE", default_value_t = 100)]
+    pub rating_milestone: i64,
+    /// Seconds between refreshes of the top-by-genre view (one instance refreshes at a time).
+    #[arg(long, env = "VIEW_REFRESH_SECS", default_value_t = 3600)]
+    pub view_refresh_secs: u64,
+
+    /// Warm the caches at start-up (in the background; `/health` answers meanwhile).
+    #[arg(long, env = "WARM_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
+    pub warm_on_start: bool,
+    /// Longest a warming run may take, in seconds.
+    #[arg(long, env = "WARM_TIMEOUT_SECS", default_value_t = 60)]
+    pub warm_timeout_secs: u64,
+    /// Recommendations computed at once while warming.
+    #[arg(long, env = "WARM_CONCURRENCY", default_value_t = 4)]
+    pub warm_concurrency: usize,
+    /// Most power users warmed per run.
+    #[arg(long, env = "WARM_MAX_USERS", default_value_t = 2000)]
+    pub warm_max_users: i64,
+
+    /// Run pending migrations at start-up.
+    #[arg(long, env = "MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
+    pub migrate_on_start: bool,
+}
+
+impl Settings {
+    /// The Redis per-command timeout.
+    pub fn redis_timeout(&self) -> Duration {
+        Duration::from_millis(self.redis_timeout_ms)
+    }
+}

@@ -1,0 +1,151 @@
+//! Building and running the application: pool, cache, metrics, router, listener, background
+//! tasks. `Application::build` binds (port 0 works, for tests); `run_until_stopped` serves
+//! until Ctrl-C or SIGTERM, finishing requests in flight.
+
+use crate::auth::Tokens;
+use crate::cache::{Cache, Redis};
+use crate::db::Db;
+use crate::settings::Settings;
+use crate::state::AppState;
+use anyhow::Context;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use secrecy::ExposeSecret;
+use shared::cache_key::KeySpace;
+use std::sync::atomic::AtomicI64;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// The running service, before it serves.
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    state: AppState,
+}
+
+/// The process-wide Prometheus recorder (the `metrics` facade allows one per process).
+fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    if let Some(handle) = HANDLE.get() {
+        return Ok(handle.clone());
+    }
+    let buckets = [
+        0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    ];
+    let recorder = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("duration_seconds".into()), &buckets)?
+        .build_recorder();
+    let handle = recorder.handle();
+    if metrics::set_global_recorder(recorder).is_ok() {
+        let _ = HANDLE.set(handle);
+    }
+    HANDLE
+        .get()
+        .cloned()
+        .context("another metrics recorder is installed")
+}
+
+impl Application {
+    /// Connects (lazily), migrates, binds and starts the background tasks.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        if settings.jwt_secret.expose_secret() == crate::settings::DEV_JWT_SECRET {
+            tracing::warn!(
+                "JWT_SECRET is the development default: set a real secret outside a laptop"
+            );
+        }
+        let db = Db::connect_lazy(&settings.database)?;
+        if settings.migrate_on_start {
+            if db.ping().await {
+                db.migrate().await?;
+            } else {
+                tracing::warn!(
+                    "PostgreSQL unreachable at start-up: migrations skipped, serving what the cache holds"
+                );
+            }
+        }
+        let urls = settings
+            .redis_url
+            .expose_secret()
+            .split(',')
+            .map(|u| u.trim().to_owned())
+            .collect();
+        let redis = Redis::new(settings.redis_mode, urls, settings.redis_timeout());
+        let keys = KeySpace::new(&settings.cache_namespace)?;
+        let cache = Cache::new(
+            redis,
+            keys,
+            Duration::from_secs(settings.cache_stale_grace_secs),
+        );
+        let state = AppState {
+            db,
+            cache,
+            tokens: Tokens::new(&settings.jwt_secret),
+            metrics: metrics_handle()?,
+            power_threshold: Arc::new(AtomicI64::new(0)),
+            settings: Arc::new(settings),
+        };
+        let listener = TcpListener::bind(state.settings.listen)
+            .await
+            .with_context(|| format!("binding {}", state.settings.listen))?;
+
+        // Background: the first connection to Redis, the power-user threshold, warming.
+        let background = state.clone();
+        tokio::spawn(async move {
+            background
+                .cache
+                .redis()
+                .wait_connected(Duration::from_secs(2))
+                .await;
+            if let Err(err) = background.refresh_power_threshold().await {
+                tracing::warn!(error = %err, "power-user threshold unknown at start-up");
+            }
+            if background.settings.warm_on_start {
+                crate::warm::warm(&background).await;
+            }
+        });
+        crate::warm::spawn_maintenance(state.clone());
+
+        let router = crate::routes::router(state.clone());
+        Ok(Application {
+            listener,
+            router,
+            state,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The state (tests reach the cache and database through it).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until Ctrl-C or SIGTERM.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,41 @@
+//! The state every handler reads through axum's `State`.
+
+use crate::auth::Tokens;
+use crate::cache::Cache;
+use crate::db::Db;
+use crate::settings::Settings;
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// Shared, cheaply cloned handles.
+#[derive(Clone)]
+pub struct AppState {
+    /// PostgreSQL.
+    pub db: Db,
+    /// Redis.
+    pub cache: Cache,
+    /// JWT keys.
+    pub tokens: Tokens,
+    /// Configuration.
+    pub settings: Arc<Settings>,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+    /// The smallest rating count of a power user. An atomic, not a lock: it is one number,
+    /// read on every recommendation and replaced hourly.
+    pub power_threshold: Arc<AtomicI64>,
+}
+
+impl AppState {
+    /// Whether a user with `rating_count` ratings is a power user now.
+    pub fn is_power_user(&self, rating_count: i64) -> bool {
+        shared::ttl::is_power_user(rating_count, self.power_threshold.load(Ordering::Relaxed))
+    }
+
+    /// Recomputes the power-user threshold from PostgreSQL.
+    pub async fn refresh_power_threshold(&self) -> Result<i64, crate::error::AppError> {
+        let threshold = self.db.power_user_threshold().await?;
+        self.power_threshold.store(threshold, Ordering::Relaxed);
+        Ok(threshold)
+    }
+}

@@ -1,0 +1,23 @@
+//! The `Cache-Control` each route of the origin answers with.
+//!
+//! Public lists and metadata may be stored by shared caches (the edge) longer than by browsers
+//! (`s-maxage` over `max-age`), served stale while the edge revalidates, and served stale when
+//! the origin fails. Personal responses are `private, no-cache`: a browser keeps them but asks
+//! again every time (a cheap 304), so a new rating shows at once.
+
+/// `GET /movies/{id}`: metadata changes about weekly.
+pub const MOVIE: &str =
+    "public, max-age=3600, s-maxage=86400, stale-while-revalidate=3600, stale-if-error=86400";
+/// `GET /movies/popular`: changes slowly; the edge keeps it ten minutes.
+pub const POPULAR: &str =
+    "public, max-age=60, s-maxage=600, stale-while-revalidate=300, stale-if-error=86400";
+/// `GET /genres`: the genre list practically never changes.
+pub const GENRES: &str =
+    "public, max-age=86400, stale-while-revalidate=86400, stale-if-error=604800";
+/// `GET /genres/{genre}/top`: follows the hourly refresh of the materialized view.
+pub const GENRE_TOP: &str =
+    "public, max-age=300, s-maxage=3600, stale-while-revalidate=600, stale-if-error=86400";
+/// Profiles and recommendations: only the user's browser may keep them, and must revalidate.
+pub const PRIVATE: &str = "private, no-cache";
+/// Writes, errors, health, metrics and admin endpoints.
+pub const NO_STORE: &str = "no-store";

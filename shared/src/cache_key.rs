@@ -1,0 +1,153 @@
+//! The application-cache families and their Redis keys.
+//!
+//! Keys follow the design's names (`recommendations:user:{id}:n:{n}:strategy:{s}`, ...), with
+//! the user part written as a Redis Cluster hash tag, `{user:42}`, so that all of one user's
+//! keys, including the generation token that invalidates them, live in one slot: one `MGET`
+//! reads a value together with its token, on one Redis or a cluster alike. An optional
+//! namespace prefix lets several deployments (or test runs) share one Redis.
+
+use crate::params::{MovieId, Strategy, UserId};
+
+/// A family of cached values: one TTL rule, one line in the hit-rate statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// A user's recommendations for one `n` and strategy.
+    Recommendations,
+    /// The popular list (the top 100; smaller limits are served from it).
+    Popular,
+    /// A user's profile.
+    Profile,
+    /// One movie's metadata.
+    Metadata,
+    /// A user's embedding (binary f32).
+    Embedding,
+    /// The genre list and each genre's top list.
+    Genres,
+}
+
+impl Family {
+    /// Every family, in the order statistics list them.
+    pub const ALL: [Family; 6] = [
+        Family::Recommendations,
+        Family::Popular,
+        Family::Profile,
+        Family::Metadata,
+        Family::Embedding,
+        Family::Genres,
+    ];
+
+    /// The family's name in metrics and statistics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Recommendations => "recommendations",
+            Family::Popular => "popular",
+            Family::Profile => "profile",
+            Family::Metadata => "metadata",
+            Family::Embedding => "embedding",
+            Family::Genres => "genres",
+        }
+    }
+}
+
+/// Builds keys under an optional namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeySpace {
+    prefix: String,
+}
+
+/// A namespace that would break hash tags or key parsing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cache namespace `{0}` may only hold ASCII letters, digits, `-` and `_`")]
+pub struct BadNamespace(pub String);
+
+impl KeySpace {
+    /// A key space; an empty namespace gives the bare design names.
+    pub fn new(namespace: &str) -> Result<Self, BadNamespace> {
+        if !namespace
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(BadNamespace(namespace.to_owned()));
+        }
+        let prefix = if namespace.is_empty() {
+            String::new()
+        } else {
+            format!("{namespace}:")
+        };
+        Ok(KeySpace { prefix })
+    }
+
+    /// `recommendations:{user:42}:n:10:strategy:hybrid`
+    pub fn recommendations(&self, user: UserId, n: u32, strategy: Strategy) -> String {
+        format!(
+            "{}recommendations:{{user:{}}}:n:{n}:strategy:{}",
+            self.prefix,
+            user.0,
+            strategy.as_str()
+        )
+    }
+
+    /// `user:profile:{user:42}`
+    pub fn profile(&self, user: UserId) -> String {
+        format!("{}user:profile:{{user:{}}}", self.prefix, user.0)
+    }
+
+    /// `embeddings:{user:42}`
+    pub fn embedding(&self, user: UserId) -> String {
+        format!("{}embeddings:{{user:{}}}", self.prefix, user.0)
+    }
+
+    /// `user:gen:{user:42}`: the token every cached value of this user was computed under.
+    /// Replacing it invalidates all of them at once, whatever their `n` and strategy.
+    pub fn user_generation(&self, user: UserId) -> String {
+        format!("{}user:gen:{{user:{}}}", self.prefix, user.0)
+    }
+
+    /// `movies:popular:limit:100`: the one popular list stored; every limit is a prefix of it.
+    pub fn popular(&self) -> String {
+        format!("{}movies:popular:limit:100", self.prefix)
+    }
+
+    /// `movie:metadata:7`
+    pub fn movie(&self, movie: MovieId) -> String {
+        format!("{}movie:metadata:{}", self.prefix, movie.0)
+    }
+
+    /// `genres:all`
+    pub fn genres(&self) -> String {
+        format!("{}genres:all", self.prefix)
+    }
+
+    /// `genres:top:sci-fi:limit:100`: one stored list per genre, every limit a prefix of it.
+    pub fn genre_top(&self, slug: &str) -> String {
+        format!("{}genres:top:{slug}:limit:100", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn design_names_with_hash_tags() {
+        let k = KeySpace::default();
+        assert_eq!(
+            k.recommendations(UserId(42), 10, Strategy::Hybrid),
+            "recommendations:{user:42}:n:10:strategy:hybrid"
+        );
+        assert_eq!(k.profile(UserId(42)), "user:profile:{user:42}");
+        assert_eq!(k.embedding(UserId(42)), "embeddings:{user:42}");
+        assert_eq!(k.user_generation(UserId(42)), "user:gen:{user:42}");
+        assert_eq!(k.popular(), "movies:popular:limit:100");
+        assert_eq!(k.movie(MovieId(7)), "movie:metadata:7");
+        assert_eq!(k.genre_top("sci-fi"), "genres:top:sci-fi:limit:100");
+    }
+
+    #[test]
+    fn namespaces_prefix_and_keep_the_tag() {
+        let k = KeySpace::new("t-1").unwrap();
+        assert_eq!(k.profile(UserId(1)), "t-1:user:profile:{user:1}");
+        assert!(KeySpace::new("a{b}").is_err());
+        assert!(KeySpace::new("a:b").is_err());
+    }
+}

@@ -1,0 +1,346 @@
+//! Helpers for the end-to-end tests: spawn the origin against real services, make typed
+//! requests, and start private PostgreSQL and Redis servers that a test may stop.
+//!
+//! The shared services come from `scripts/services.sh up` (the test script starts them). Each
+//! test gets its own database, copied from a MovieLens 100K template (`CREATE DATABASE ...
+//! TEMPLATE`), and its own cache namespace, so tests run in parallel without seeing each
+//! other. `TEST_REDIS_MODE=cluster` runs the same tests against the Redis Cluster.
+
+use origin::settings::{DatabaseSettings, RedisMode, Settings};
+use origin::startup::Application;
+use origin::state::AppState;
+use secrecy::SecretString;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// A PostgreSQL URL to the shared test server's maintenance database.
+pub fn admin_database_url() -> String {
+    std::env::var("TEST_ADMIN_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://origin@127.0.0.1:54329/postgres".into())
+}
+
+/// The database holding MovieLens 100K that each test copies.
+pub fn template_database() -> String {
+    std::env::var("TEST_TEMPLATE_DATABASE").unwrap_or_else(|_| "movies_test_template".into())
+}
+
+/// Which Redis the tests use.
+pub fn redis_mode() -> RedisMode {
+    match std::env::var("TEST_REDIS_MODE").as_deref() {
+        Ok("cluster") => RedisMode::Cluster,
+        _ => RedisMode::Single,
+    }
+}
+
+/// The Redis URL(s) for `mode`.
+pub fn redis_url(mode: RedisMode) -> String {
+    match mode {
+        RedisMode::Single => {
+            std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6390".into())
+        }
+        RedisMode::Cluster => std::env::var("TEST_REDIS_CLUSTER_URL").unwrap_or_else(|_| {
+            (7101..=7106)
+                .map(|p| format!("redis://127.0.0.1:{p}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        }),
+    }
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", uuid::Uuid::new_v4().simple())[..prefix.len() + 12].to_owned()
+}
+
+/// A fresh database copied from the template; returns its URL.
+pub async fn fresh_database() -> String {
+    use sqlx::Executor;
+    let name = unique("t_");
+    let admin = sqlx::PgPool::connect(&admin_database_url())
+        .await
+        .expect("connect to the test PostgreSQL (scripts/services.sh up)");
+    // A template cannot be copied while someone is connected to it: retry briefly.
+    let mut attempts = 0;
+    loop {
+        let created = admin
+            .execute(format!("CREATE DATABASE {name} TEMPLATE {}", template_database()).as_str())
+            .await;
+        match created {
+            Ok(_) => break,
+            Err(err) if attempts < 50 => {
+                attempts += 1;
+                let _ = err;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(err) => panic!("creating test database {name}: {err}"),
+        }
+    }
+    admin.close().await;
+    let base = admin_database_url();
+    let (server, _) = base.rsplit_once('/').expect("database URL has a path");
+    format!("{server}/{name}")
+}
+
+/// Settings for a test instance: port 0, no warming, a random namespace and secret.
+pub fn test_settings(database_url: &str, mode: RedisMode, redis_url: &str) -> Settings {
+    Settings {
+        listen: "127.0.0.1:0".parse().expect("valid address"),
+        database: DatabaseSettings {
+            database_url: SecretString::from(database_url.to_owned()),
+            database_max_connections: 10,
+            database_timeout_ms: 1000,
+        },
+        redis_mode: mode,
+        redis_url: SecretString::from(redis_url.to_owned()),
+        redis_timeout_ms: 250,
+        cache_namespace: unique("t"),
+        cache_stale_grace_secs: 3600,
+        jwt_secret: SecretString::from(unique("secret-")),
+        rating_milestone: 100,
+        view_refresh_secs: 3600,
+        warm_on_start: false,
+        warm_timeout_secs: 30,
+        warm_concurrency: 4,
+        warm_max_users: 50,
+        migrate_on_start: true,
+    }
+}
+
+/// A running origin.
+pub struct TestApp {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its state: cache, database, tokens.
+    pub state: AppState,
+    /// An HTTP client.
+    pub client: reqwest::Client,
+}
+
+impl TestApp {
+    /// An origin on a fresh copy of MovieLens 100K and the Redis chosen by `TEST_REDIS_MODE`.
+    pub async fn spawn() -> TestApp {
+        let mode = redis_mode();
+        let db = fresh_database().await;
+        TestApp::spawn_with(test_settings(&db, mode, &redis_url(mode))).await
+    }
+
+    /// An origin with the given settings.
+    pub async fn spawn_with(settings: Settings) -> TestApp {
+        let app = Application::build(settings).await.expect("origin builds");
+        let addr = SocketAddr::from(([127, 0, 0, 1], app.port()));
+        let state = app.state().clone();
+        tokio::spawn(app.run_until_stopped());
+        state
+            .cache
+            .redis()
+            .wait_connected(Duration::from_secs(5))
+            .await;
+        TestApp {
+            addr,
+            state,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// A user's bearer token.
+    pub fn user_token(&self, user: i32) -> String {
+        self.state
+            .tokens
+            .mint(
+                origin::auth::Caller::User(shared::params::UserId(user)),
+                Duration::from_secs(3600),
+            )
+            .expect("token")
+    }
+
+    /// An admin's bearer token.
+    pub fn admin_token(&self) -> String {
+        self.state
+            .tokens
+            .mint(origin::auth::Caller::Admin, Duration::from_secs(3600))
+            .expect("token")
+    }
+
+    /// GET without a token.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// GET with a bearer token.
+    pub async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// POST a rating as `user` (with their own token).
+    pub async fn rate(&self, user: i32, movie: i64, rating: f64) -> reqwest::Response {
+        self.client
+            .post(self.url(&format!("/users/{user}/ratings")))
+            .bearer_auth(self.user_token(user))
+            .json(&serde_json::json!({ "movie_id": movie, "rating": rating }))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// POST to an admin endpoint.
+    pub async fn admin_post(&self, path: &str) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(self.admin_token())
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// A pool on this instance's database (to read what PostgreSQL holds).
+    pub fn db(&self) -> &sqlx::PgPool {
+        self.state.db.pool()
+    }
+}
+
+/// The `Cache-Status` header of a response.
+pub fn cache_status(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("cache-status")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Runs `scripts/services.sh` with `args`, panicking with its output on failure.
+pub fn services(args: &[&str]) {
+    let script = repo_root().join("scripts/services.sh");
+    let out = Command::new(&script)
+        .args(args)
+        .env("PG_FAST", "1")
+        .output()
+        .expect("run scripts/services.sh");
+    assert!(
+        out.status.success(),
+        "services.sh {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A private server a test may stop and restart; removed when dropped.
+pub struct PrivateServer {
+    /// Its folder.
+    pub dir: PathBuf,
+    /// Its port.
+    pub port: u16,
+    kind: &'static str,
+}
+
+impl PrivateServer {
+    /// A private single Redis.
+    pub fn redis() -> PrivateServer {
+        let server = PrivateServer {
+            dir: private_dir("redis"),
+            port: free_port(),
+            kind: "redis",
+        };
+        server.start();
+        server
+    }
+
+    /// A private PostgreSQL (an empty `movies` database is created by the caller).
+    pub fn postgres() -> PrivateServer {
+        let server = PrivateServer {
+            dir: private_dir("pg"),
+            port: free_port(),
+            kind: "pg",
+        };
+        server.start();
+        server
+    }
+
+    /// Starts (or restarts) it.
+    pub fn start(&self) {
+        services(&[
+            &format!("{}-start", self.kind),
+            self.dir.to_str().expect("utf-8 path"),
+            &self.port.to_string(),
+        ]);
+    }
+
+    /// Stops it.
+    pub fn stop(&self) {
+        services(&[
+            &format!("{}-stop", self.kind),
+            self.dir.to_str().expect("utf-8 path"),
+        ]);
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join("scripts/services.sh"))
+            .args([
+                &format!("{}-stop", self.kind),
+                self.dir.to_str().unwrap_or_default(),
+            ])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn private_dir(kind: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(unique(&format!("movierec-test-{kind}-")));
+    std::fs::create_dir_all(&dir).expect("create private server folder");
+    dir
+}
+
+/// Imports MovieLens 100K into the database at `url` (migrating it first).
+pub async fn import_movielens(url: &str) {
+    let settings = DatabaseSettings {
+        database_url: SecretString::from(url.to_owned()),
+        database_max_connections: 4,
+        database_timeout_ms: 5000,
+    };
+    let db = origin::db::Db::connect_lazy(&settings).expect("pool");
+    db.migrate().await.expect("migrate");
+    let dir = repo_root().join("data/ml-100k");
+    origin::import::import(
+        db.pool(),
+        &origin::import::Source::MovieLens { dir },
+        false,
+        false,
+    )
+    .await
+    .expect("import MovieLens (scripts/fetch-data.sh)");
+    db.pool().close().await;
+}
