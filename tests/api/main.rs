@@ -1,1 +1,8 @@
-//! stub
+//! End-to-end tests of the origin against real PostgreSQL and Redis (or Redis Cluster, with
+//! `TEST_REDIS_MODE=cluster`). Start the services first: `scripts/test.sh` does it all.
+
+mod catalog;
+mod degraded;
+mod errors;
+mod ops;
+mod users;

@@ -215,6 +215,11 @@ impl TestApp {
             .expect("request")
     }
 
+    /// POST to an admin endpoint without a token.
+    pub async fn admin_post_without_token(&self, path: &str) -> reqwest::Response {
+        self.client.post(self.url(path)).send().await.expect("request")
+    }
+
     /// A pool on this instance's database (to read what PostgreSQL holds).
     pub fn db(&self) -> &sqlx::PgPool {
         self.state.db.pool()

@@ -54,7 +54,7 @@ pub(super) const GENERATOR_VERSION: u32 = 1;
 pub(super) const ZIPF_EXPONENT: f64 = 1.0;
 
 /// The Pareto shape of user activity weights (smaller: heavier tail).
-pub(super) const PARETO_SHAPE: f64 = 1.3;
+pub(super) const PARETO_SHAPE: f64 = 1.8;
 
 /// The minimum number of ratings per user (MovieLens' own), when the total allows.
 const MIN_PER_USER: u64 = 20;
@@ -347,7 +347,8 @@ fn allocate(spec: &SyntheticSpec, rng: &mut ChaCha8Rng) -> Vec<u32> {
     let mut rest = total - floor * users;
 
     let pareto = Pareto::new(1.0_f64, PARETO_SHAPE).expect("valid Pareto");
-    let weights: Vec<f64> = (0..users).map(|_| pareto.sample(rng)).collect();
+    // Lomax (Pareto minus its scale): light users keep (close to) the floor, as in MovieLens.
+    let weights: Vec<f64> = (0..users).map(|_| pareto.sample(rng) - 1.0).collect();
     let mut order: Vec<u32> = (0..spec.users).collect();
     order.sort_unstable_by(|&a, &b| {
         weights[b as usize]
@@ -606,5 +607,51 @@ mod tests {
         assert!(hi - lo > 1.0, "movie averages span {lo:.2}..{hi:.2}");
         let mean = sum.iter().sum::<f64>() / f64::from(n.iter().sum::<u32>());
         assert!((3.0..4.0).contains(&mean), "mean {mean:.2}");
+    }
+}
+
+#[cfg(test)]
+mod scratch_bench {
+    use super::*;
+    #[test]
+    #[ignore]
+    fn bench_gen() {
+        for s in [
+            SyntheticSpec { users: 2_000, movies: 3_000, ratings: 200_000, seed: 11 },
+            SyntheticSpec { users: 16_200, movies: 6_200, ratings: 1_000_000, seed: 1 },
+            SyntheticSpec { users: 162_000, movies: 62_000, ratings: 25_000_000, seed: 1 },
+        ] {
+            let t = std::time::Instant::now();
+            let mut g = Generator::new(&s);
+            let t_new = t.elapsed();
+            let mut per_user = vec![0u64; s.users as usize];
+            let mut per_movie = vec![0u64; s.movies as usize];
+            let mut hist = [0u64; 11];
+            let mut n = 0u64;
+            let mut bytes = 0usize;
+            while let Some(rows) = g.next_user() {
+                for r in rows {
+                    per_user[r.user as usize - 1] += 1;
+                    per_movie[r.movie as usize - 1] += 1;
+                    hist[r.half_stars as usize] += 1;
+                    n += 1;
+                    bytes += 30;
+                }
+            }
+            let el = t.elapsed();
+            per_user.sort_unstable_by(|a, b| b.cmp(a));
+            per_movie.sort_unstable_by(|a, b| b.cmp(a));
+            let share = |v: &Vec<u64>, f: f64| {
+                let k = ((v.len() as f64) * f).ceil() as usize;
+                v[..k].iter().sum::<u64>() as f64 / n as f64
+            };
+            eprintln!(
+                "{s:?}: n={n} new={t_new:?} total={el:?} top20%users={:.3} maxuser={} minuser={} median={} top1%movies={:.3} top10%movies={:.3} top100={:.3} maxmovie={} movies0={} hist={hist:?} bytes~{bytes}",
+                share(&per_user, 0.2), per_user[0], per_user[per_user.len() - 1], per_user[per_user.len() / 2],
+                share(&per_movie, 0.01), share(&per_movie, 0.1),
+                per_movie[..100.min(per_movie.len())].iter().sum::<u64>() as f64 / n as f64,
+                per_movie[0], per_movie.iter().filter(|&&c| c == 0).count()
+            );
+        }
     }
 }

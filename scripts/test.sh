@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Runs every test of the project against real services: the README's second command, and
+# exactly what CI runs (.ci/run).
+#
+# Starts what is missing (PostgreSQL, Redis, Redis Cluster: scripts/services.sh; MovieLens:
+# scripts/fetch-data.sh; the wasm32 target), builds, imports MovieLens 100K into a template
+# database that each test copies, then runs:
+#   1. unit tests of every crate and the end-to-end tests against the single Redis;
+#   2. the end-to-end tests again against the Redis Cluster;
+#   3. a wasm32 build of `shared` (the edge compiles it).
+# Services it started are stopped again at the end; services that were already running
+# (a developer's `scripts/up.sh`) are left running.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+PG_URL=${PG_URL:-postgres://origin@127.0.0.1:${PG_PORT:-54329}}
+TEMPLATE_DB=movies_test_template
+
+started_services=0
+if ! scripts/services.sh status >/dev/null 2>&1; then
+  started_services=1
+fi
+
+psql_admin() { psql "$PG_URL/postgres" -v ON_ERROR_STOP=1 -qAt "$@"; }
+
+drop_test_databases() {
+  for db in $(psql_admin -c "SELECT datname FROM pg_database WHERE datname LIKE 't\_%'" 2>/dev/null); do
+    psql_admin -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
+  done
+}
+
+cleanup() {
+  local status=$?
+  if [[ $started_services == 1 ]]; then
+    scripts/services.sh down >/dev/null 2>&1 || true
+  else
+    drop_test_databases
+  fi
+  exit $status
+}
+trap cleanup EXIT
+
+echo "== services"
+scripts/services.sh up
+scripts/fetch-data.sh
+rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+
+echo "== build"
+cargo build --locked --workspace --all-targets
+
+echo "== test data"
+if [[ -z $(psql_admin -c "SELECT 1 FROM pg_database WHERE datname = '$TEMPLATE_DB'") ]]; then
+  psql_admin -c "CREATE DATABASE $TEMPLATE_DB"
+fi
+DATABASE_URL="$PG_URL/$TEMPLATE_DB" target/debug/origin import
+drop_test_databases
+
+if cargo nextest --version >/dev/null 2>&1; then
+  run_tests() { cargo nextest run --locked --no-fail-fast "$@"; }
+else
+  run_tests() { cargo test --locked --no-fail-fast "$@"; }
+fi
+
+echo "== unit and end-to-end tests (single Redis)"
+TEST_REDIS_MODE=single run_tests --workspace
+echo "== end-to-end tests (Redis Cluster)"
+TEST_REDIS_MODE=cluster run_tests -p tests
+echo "== shared builds for wasm32"
+cargo build --locked -p shared --target wasm32-unknown-unknown
+echo "== all tests passed"
