@@ -54,7 +54,7 @@ pub(super) const GENERATOR_VERSION: u32 = 1;
 pub(super) const ZIPF_EXPONENT: f64 = 1.0;
 
 /// The Pareto shape of user activity weights (smaller: heavier tail).
-pub(super) const PARETO_SHAPE: f64 = 1.8;
+pub(super) const PARETO_SHAPE: f64 = 1.3;
 
 /// The minimum number of ratings per user (MovieLens' own), when the total allows.
 const MIN_PER_USER: u64 = 20;
@@ -261,7 +261,8 @@ impl Generator {
         let rng = &mut self.rng;
         let bias = 0.35 * sample_normal(rng);
         let whole_stars_only = rng.random_bool(0.4);
-        let start = rng.random_range(FIRST_TS..LAST_TS);
+        // A window of at least an hour, ending by LAST_TS.
+        let start = rng.random_range(FIRST_TS..=LAST_TS - 3_600);
         let mean_span = 200.0 * 86_400.0;
         let e: f64 = Exp1.sample(rng);
         let span = ((e * mean_span) as i64).clamp(3_600, LAST_TS - start);
