@@ -11,11 +11,25 @@
 //! - [`cache_control`]: the `Cache-Control` each route answers with.
 //! - [`etag`]: strong ETags and `If-None-Match` matching.
 //! - [`cache_status`]: `Cache-Status` (RFC 9211) entries.
+//!
+//! The edge's HTTP-cache policy (RFC 9111, RFC 5861), which the worker only calls:
+//! - [`edge_key`]: which requests the edge caches, and their normalised keys.
+//! - [`directives`]: a response's `Cache-Control` parsed as a shared cache reads it.
+//! - [`storable`]: whether the edge may store a response, and why not.
+//! - [`freshness`]: a stored response's age, and whether it is fresh, stale-usable or expired.
+//! - [`revalidation`]: `If-None-Match` from the cache, and the origin's answer to a revalidation.
+//! - [`purge`]: the purge endpoint's body and the keys it removes.
 
 pub mod cache_control;
 pub mod cache_key;
 pub mod cache_status;
+pub mod directives;
 pub mod dto;
+pub mod edge_key;
 pub mod etag;
+pub mod freshness;
 pub mod params;
+pub mod purge;
+pub mod revalidation;
+pub mod storable;
 pub mod ttl;
