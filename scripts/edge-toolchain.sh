@@ -2,7 +2,7 @@
 # edge-toolchain.sh - install what building and running the edge worker (a Cloudflare Worker
 # in Rust, built by `worker-build`, run locally by `wrangler dev` in workerd) needs, only
 # where it is missing or at the wrong version, then hand out the environment the build needs.
-# A warm machine gets through it in well under a second; a cold one takes about 10 min (two
+# A warm machine gets through it in about 0.1 s; a cold one takes about 12 min on 2 cores (two
 # `cargo install`s).
 #
 # Usage:
@@ -19,15 +19,19 @@
 # What it installs, each only when missing or at another version:
 #   - rustup target wasm32-unknown-unknown
 #   - worker-build 0.8.7            cargo install --locked
-#   - wasm-bindgen-cli 0.2.130      cargo install (no --locked: that fails with this version);
-#                                   must equal the workspace's `wasm-bindgen = "=0.2.130"`
+#   - wasm-bindgen-cli 0.2.130      cargo install without --locked (its published lock file pins
+#                                   webpki-roots 1.0.11, which the index no longer offers); brings
+#                                   wasm-bindgen-test-runner too; must equal the workspace's
+#                                   `wasm-bindgen = "=0.2.130"` exactly
 #   - node_modules/ from package.json + package-lock.json (wrangler 4.86.0, the last one that
 #     runs on Node 20, with esbuild and workerd; binaryen 132.0.0 for wasm-opt) via `npm ci`,
 #     when node_modules/.bin/wrangler is missing or package-lock.json is newer than the last
 #     install (node_modules/.package-lock.json)
 #
-# Variables handed out (worker-build would otherwise download wasm-bindgen, wasm-opt and
-# esbuild itself, from hosts that are not reachable here; wrangler would phone home):
+# Variables handed out. Without them worker-build downloads wasm-bindgen and wasm-opt itself
+# from hosts that are unreachable here (it retries for ~30 s, then fails) and esbuild 0.28.2
+# by a hard-wired URL into ~/.cache/worker-build; a *_BIN path that does not exist falls back
+# to that download too. wrangler would otherwise send metrics and check for updates:
 #   WASM_BINDGEN_BIN  WASM_OPT_BIN  ESBUILD_BIN
 #   WRANGLER_SEND_METRICS=false  WRANGLER_SEND_ERROR_REPORTS=false
 #   WRANGLER_HIDE_BANNER=true  CLOUDFLARE_CF_FETCH_ENABLED=false
@@ -137,7 +141,8 @@ for m in "${missing[@]}"; do
       ;;
     wasm-bindgen-cli*)
       say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (cargo install, about 5 min)"
-      # No --locked: the lock file published with 0.2.130 does not build here.
+      # No --locked: the lock file published with 0.2.130 pins a webpki-roots version that
+      # the index no longer offers, so resolution fails.
       cargo install --quiet --force wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" >&2
       ;;
     node_modules*)

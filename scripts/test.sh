@@ -4,7 +4,7 @@
 #
 # Starts what is missing (PostgreSQL, Redis, Redis Cluster: scripts/services.sh; MovieLens:
 # scripts/fetch-data.sh; the wasm32 target), builds, imports MovieLens 100K into a template
-# database that each test copies, then runs:
+# database that each test copies (with a model trained on it), then runs:
 #   1. unit tests of every crate and the end-to-end tests against the single Redis;
 #   2. the end-to-end tests again against the Redis Cluster;
 #   3. a wasm32 build of `shared` (the edge compiles it).
@@ -54,6 +54,9 @@ if [[ -z $(psql_admin -c "SELECT 1 FROM pg_database WHERE datname = '$TEMPLATE_D
   psql_admin -c "CREATE DATABASE $TEMPLATE_DB"
 fi
 DATABASE_URL="$PG_URL/$TEMPLATE_DB" target/debug/origin import
+if [[ $(psql "$PG_URL/$TEMPLATE_DB" -qAt -c "SELECT count(*) FROM models" 2>/dev/null || echo 0) == 0 ]]; then
+  DATABASE_URL="$PG_URL/$TEMPLATE_DB" target/debug/origin train
+fi
 drop_test_databases
 
 if cargo nextest --version >/dev/null 2>&1; then

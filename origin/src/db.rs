@@ -37,6 +37,17 @@ pub struct UserActivity {
     pub rating_count: i64,
 }
 
+/// One of a user's ratings.
+#[derive(Debug, Clone, Copy)]
+pub struct UserRating {
+    /// The movie.
+    pub movie: i32,
+    /// The rating.
+    pub rating: f32,
+    /// When it was made.
+    pub rated_at: chrono::DateTime<chrono::Utc>,
+}
+
 /// How much a user likes a genre, from their ratings.
 #[derive(Debug, Clone)]
 pub struct GenreAffinity {
@@ -216,6 +227,24 @@ impl Db {
         Ok(row.map(|r| UserActivity {
             rating_count: r.get::<i32, _>(0) as i64,
         }))
+    }
+
+    /// A user's ratings: (movie, rating, when).
+    pub async fn user_ratings(&self, user: UserId) -> Result<Vec<UserRating>, AppError> {
+        let rows = sqlx::query("SELECT movie_id, rating, rated_at FROM ratings WHERE user_id = $1")
+            .bind(user.0)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                Ok(UserRating {
+                    movie: r.try_get(0)?,
+                    rating: r.try_get(1)?,
+                    rated_at: r.try_get(2)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
     }
 
     /// How much the user likes each genre they rated, most liked first.

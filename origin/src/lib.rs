@@ -8,7 +8,8 @@
 //!   `Cache-Status`; [`auth`]: JWTs; [`error`]: the one error type and its JSON bodies.
 //! - [`reads`]: each cached family's key, TTL and computation; [`cache`]: the Redis cache
 //!   (single flight, generations, stale serving, degraded mode); [`stats`]: its report.
-//! - [`db`]: PostgreSQL queries; [`recommend`]: the recommendation strategies.
+//! - [`db`]: PostgreSQL queries; [`recommend`]: the recommendation strategies; [`model`]:
+//!   training, storing, loading and swapping the recommender model.
 //! - [`warm`]: warming and hourly maintenance; [`import`]: MovieLens and synthetic data.
 
 pub mod auth;
@@ -17,6 +18,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod import;
+pub mod model;
 pub mod reads;
 pub mod recommend;
 pub mod routes;

@@ -3,11 +3,13 @@
 
 use crate::cache::{Computed, Scope, Served};
 use crate::error::AppError;
+use crate::model::LoadedModel;
 use crate::state::AppState;
 use shared::cache_key::Family;
 use shared::dto::{Genre, GenreTop, Genres, PopularMovies, Profile, Recommendations};
 use shared::params::{Limit, MovieId, Strategy, UserId};
 use shared::ttl::ttl_secs;
+use std::sync::Arc;
 
 fn json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, AppError> {
     serde_json::to_vec(value)
@@ -130,7 +132,40 @@ pub async fn profile(state: &AppState, user: UserId) -> Result<Served, AppError>
         .await
 }
 
-/// A user's recommendations; power users' live 24 h, others' 1 h.
+/// A user's embedding for `model` (see `LoadedModel::embed`), cached as little-endian f32
+/// for 7 days.
+pub async fn embedding(
+    state: &AppState,
+    model: &Arc<LoadedModel>,
+    user: UserId,
+    rows: Vec<(u32, f32)>,
+    recent: Vec<(u32, f32)>,
+) -> Result<Vec<f32>, AppError> {
+    let key = state.cache.keys().embedding(user);
+    let ttl = ttl_secs(Family::Embedding, false, &key);
+    let scope = Scope::UserModel(user, Arc::from(model.version.as_str()));
+    let model = Arc::clone(model);
+    let served = state
+        .cache
+        .get_or_compute(Family::Embedding, key, scope, move || async move {
+            let vector = tokio::task::spawn_blocking(move || model.embed(&rows, &recent))
+                .await
+                .map_err(|e| AppError::from(anyhow::Error::new(e).context("fold-in task")))?;
+            Ok(Computed {
+                body: vector.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                ttl_secs: ttl,
+            })
+        })
+        .await?;
+    Ok(served
+        .body
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
+}
+
+/// A user's recommendations; power users' live 24 h, others' 1 h. Values computed with a
+/// model are tied to its version, so none is served after a reload.
 pub async fn recommendations(
     state: &AppState,
     user: UserId,
@@ -138,25 +173,34 @@ pub async fn recommendations(
     strategy: Strategy,
 ) -> Result<Served, AppError> {
     let key = state.cache.keys().recommendations(user, n.get(), strategy);
+    let model = state
+        .model
+        .get()
+        .filter(|_| matches!(strategy, Strategy::Collaborative | Strategy::Hybrid));
+    let scope = match &model {
+        Some(model) => Scope::UserModel(user, Arc::from(model.version.as_str())),
+        None => Scope::User(user),
+    };
     let state_for_compute = state.clone();
     state
         .cache
         .get_or_compute(
             Family::Recommendations,
             key.clone(),
-            Scope::User(user),
+            scope,
             move || async move {
                 let state = state_for_compute;
                 let activity = state.db.user_activity(user).await?.ok_or_else(|| {
                     AppError::not_found("user_not_found", format!("user {} does not exist", user.0))
                 })?;
+                let model_version = model.as_ref().map(|m| m.version.clone());
                 let items =
-                    crate::recommend::recommend(&state.db, user, n.get() as usize, strategy)
+                    crate::recommend::recommend(&state, model, user, n.get() as usize, strategy)
                         .await?;
                 let body = Recommendations {
                     user_id: user.0,
                     strategy: strategy.as_str().to_owned(),
-                    model_version: None,
+                    model_version,
                     items,
                 };
                 let power = state.is_power_user(activity.rating_count);

@@ -1,32 +1,193 @@
-//! Recommendation strategies that need no trained model: `popular` (most rated unseen movies)
-//! and `genre` (best-rated unseen movies of the user's favourite genres), and `hybrid`, their
-//! blend. Seen movies never appear: every candidate query excludes the user's ratings.
+//! The recommendation strategies. Seen movies never appear: every candidate excludes the
+//! user's ratings.
+//!
+//! - `collaborative`: every movie scored against the user's embedding (folded in from their
+//!   current ratings, so a new rating counts at once), top N, each explained by the liked movie
+//!   it is closest to.
+//! - `hybrid` (default): collaborative scores plus a genre term (long-term favourites, and
+//!   more strongly the genres rated since the model was trained); without a model, or for a
+//!   user without ratings, genre and popularity blended.
+//! - `popular`: the most rated movies; `genre`: the best rated of the user's favourite genres.
+//!
+//! Scoring runs on the blocking pool, never on the async reactor.
 
 use crate::db::Db;
 use crate::error::AppError;
+use crate::model::LoadedModel;
+use crate::state::AppState;
+use recommender::model::ItemModel;
 use shared::dto::{Movie, Recommendation};
 use shared::params::{Strategy, UserId};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// How many favourite genres the `genre` strategy draws from.
 const FAVOURITE_GENRES: usize = 3;
+/// Weight of long-term genre affinity in `hybrid`, against collaborative scores of about 0–1.
+const LONG_TERM_GENRE_WEIGHT: f64 = 0.05;
+/// Weight of the genres rated since the model was trained.
+const RECENT_GENRE_WEIGHT: f64 = 0.25;
+/// A rating from which a movie counts as liked (for explanations).
+const LIKED: f32 = 4.0;
 
-/// Top `n` recommendations for `user` with `strategy`.
+/// Top `n` recommendations for `user` with `strategy`, using `model` where the strategy can.
 pub async fn recommend(
-    db: &Db,
+    state: &AppState,
+    model: Option<Arc<LoadedModel>>,
     user: UserId,
     n: usize,
     strategy: Strategy,
 ) -> Result<Vec<Recommendation>, AppError> {
-    match strategy {
-        Strategy::Popular => popular(db, user, n).await,
-        Strategy::Genre => genre(db, user, n).await,
-        Strategy::Hybrid => hybrid(db, user, n).await,
-        Strategy::Collaborative => Err(AppError::Unavailable {
+    let db = &state.db;
+    match (strategy, model) {
+        (Strategy::Popular, _) => popular(db, user, n).await,
+        (Strategy::Genre, _) => genre(db, user, n).await,
+        (Strategy::Collaborative, Some(model)) => collaborative(state, model, user, n, false).await,
+        (Strategy::Hybrid, Some(model)) => collaborative(state, model, user, n, true).await,
+        (Strategy::Hybrid, None) => hybrid(db, user, n).await,
+        (Strategy::Collaborative, None) => Err(AppError::Unavailable {
             code: "model_unavailable",
             message: "the collaborative strategy needs a trained model, and none is loaded".into(),
         }),
     }
+}
+
+/// Collaborative scores over every movie; for `hybrid`, plus a genre term: the user's
+/// long-term genre affinity, and (weighted more) the genres of what they rated since the model
+/// was trained, so a fresh taste shows in the very next recommendations.
+async fn collaborative(
+    state: &AppState,
+    model: Arc<LoadedModel>,
+    user: UserId,
+    n: usize,
+    genre_boost: bool,
+) -> Result<Vec<Recommendation>, AppError> {
+    let ratings = state.db.user_ratings(user).await?;
+    let rows = model.rows(&ratings);
+    if rows.is_empty() {
+        // Cold start: nothing to fold in.
+        return if genre_boost {
+            hybrid(&state.db, user, n).await
+        } else {
+            popular(&state.db, user, n).await
+        };
+    }
+    let recent = model.recent_rows(&ratings);
+    let embedding =
+        crate::reads::embedding(state, &model, user, rows.clone(), recent.clone()).await?;
+    let boost = if genre_boost {
+        let long_term = genre_weights(&state.db, user).await?;
+        Some((long_term, recent_genre_weights(&model, &recent)))
+    } else {
+        None
+    };
+    let scoring_model = Arc::clone(&model);
+    let scoring_rows = rows.clone();
+    let top = tokio::task::spawn_blocking(move || {
+        let mut scores = scoring_model
+            .model
+            .scores(ndarray::ArrayView1::from(&embedding));
+        if let Some((long_term, recent)) = boost {
+            for (score, genres) in scores.iter_mut().zip(&scoring_model.item_genres) {
+                *score += (LONG_TERM_GENRE_WEIGHT * strongest(*genres, &long_term)
+                    + RECENT_GENRE_WEIGHT * strongest(*genres, &recent))
+                    as f32;
+            }
+        }
+        let seen: Vec<u32> = scoring_rows.iter().map(|(row, _)| *row).collect();
+        ItemModel::top_n(&scores, &seen, n)
+    })
+    .await
+    .map_err(|e| AppError::from(anyhow::Error::new(e).context("scoring task")))?;
+
+    // Explanation: the liked movie (or, failing that, the best-rated one) closest to each pick.
+    let best = rows.iter().map(|(_, r)| *r).fold(0.0f32, f32::max);
+    let liked: Vec<u32> = rows
+        .iter()
+        .filter(|(_, r)| *r >= LIKED.min(best))
+        .map(|(row, _)| *row)
+        .collect();
+    let because: Vec<Option<u32>> = top
+        .iter()
+        .map(|(item, _)| {
+            liked.iter().copied().max_by(|a, b| {
+                let affinity = |row: u32| model.model.item_affinity(*item as usize, row as usize);
+                affinity(*a).total_cmp(&affinity(*b))
+            })
+        })
+        .collect();
+    let mut ids: Vec<i32> = top
+        .iter()
+        .map(|(item, _)| model.item_ids[*item as usize])
+        .collect();
+    ids.extend(
+        because
+            .iter()
+            .flatten()
+            .map(|row| model.item_ids[*row as usize]),
+    );
+    let mut movies: HashMap<i32, Movie> = state
+        .db
+        .movies(&ids)
+        .await?
+        .into_iter()
+        .map(|m| (m.id, m))
+        .collect();
+    let reasons: Vec<String> = because
+        .iter()
+        .map(|row| {
+            row.and_then(|row| movies.get(&model.item_ids[row as usize]))
+                .map(|liked| format!("Because you liked {}", liked.title))
+                .unwrap_or_else(|| "Matches your ratings".to_owned())
+        })
+        .collect();
+    Ok(top
+        .iter()
+        .zip(reasons)
+        .filter_map(|((row, score), reason)| {
+            let movie = movies.remove(&model.item_ids[*row as usize])?;
+            Some(item(movie, *score as f64, reason))
+        })
+        .collect())
+}
+
+/// The largest weight among a movie's genres (a bit set of genre ids).
+fn strongest(genres: u32, weights: &[f64; 32]) -> f64 {
+    (0..32)
+        .filter(|bit| genres & (1 << bit) != 0)
+        .map(|bit| weights[bit])
+        .fold(0.0, f64::max)
+}
+
+/// The user's genre affinities by genre id (bit), the strongest 1.0.
+async fn genre_weights(db: &Db, user: UserId) -> Result<[f64; 32], AppError> {
+    let mut weights = [0.0; 32];
+    let affinities = db.genre_affinities(user).await?;
+    let strongest = affinities.first().map_or(0.0, |a| a.weight);
+    if strongest > 0.0 {
+        for a in affinities.iter().filter(|a| (0..32).contains(&a.genre_id)) {
+            weights[a.genre_id as usize] = a.weight / strongest;
+        }
+    }
+    Ok(weights)
+}
+
+/// Genre affinities from the ratings made since training only, the strongest 1.0.
+fn recent_genre_weights(model: &LoadedModel, recent: &[(u32, f32)]) -> [f64; 32] {
+    let mut weights = [0.0; 32];
+    for (row, rating) in recent {
+        let genres = model.item_genres[*row as usize];
+        for (bit, weight) in weights.iter_mut().enumerate() {
+            if genres & (1 << bit) != 0 {
+                *weight += (*rating as f64 - 2.5).max(0.0);
+            }
+        }
+    }
+    let strongest = weights.iter().copied().fold(0.0, f64::max);
+    if strongest > 0.0 {
+        weights.iter_mut().for_each(|w| *w /= strongest);
+    }
+    weights
 }
 
 fn item(movie: Movie, score: f64, reason: String) -> Recommendation {

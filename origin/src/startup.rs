@@ -82,8 +82,16 @@ impl Application {
             tokens: Tokens::new(&settings.jwt_secret),
             metrics: metrics_handle()?,
             power_threshold: Arc::new(AtomicI64::new(0)),
+            model: Arc::default(),
             settings: Arc::new(settings),
         };
+        match state.reload_model().await {
+            Ok((Some(version), _)) => tracing::info!(%version, "serving model"),
+            Ok((None, _)) => tracing::warn!(
+                "no trained model: collaborative recommendations unavailable until `origin train`"
+            ),
+            Err(err) => tracing::warn!(error = %err, "model not loaded at start-up"),
+        }
         let listener = TcpListener::bind(state.settings.listen)
             .await
             .with_context(|| format!("binding {}", state.settings.listen))?;

@@ -19,6 +19,8 @@ pub struct AppState {
     pub tokens: Tokens,
     /// Configuration.
     pub settings: Arc<Settings>,
+    /// The recommender model being served.
+    pub model: Arc<crate::model::ModelSlot>,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
     /// The smallest rating count of a power user. An atomic, not a lock: it is one number,
@@ -30,6 +32,22 @@ impl AppState {
     /// Whether a user with `rating_count` ratings is a power user now.
     pub fn is_power_user(&self, rating_count: i64) -> bool {
         shared::ttl::is_power_user(rating_count, self.power_threshold.load(Ordering::Relaxed))
+    }
+
+    /// Loads the newest stored model if it differs from the one served; returns the version
+    /// served afterwards (`None`: no model is stored) and whether it changed.
+    pub async fn reload_model(&self) -> anyhow::Result<(Option<String>, bool)> {
+        let current = self.model.get().map(|m| m.version.clone());
+        match crate::model::load_newest(&self.db).await? {
+            None => Ok((current, false)),
+            Some(newest) if Some(&newest.version) == current.as_ref() => Ok((current, false)),
+            Some(newest) => {
+                let version = newest.version.clone();
+                self.model.set(newest);
+                tracing::info!(%version, previous = ?current, "model loaded");
+                Ok((Some(version), true))
+            }
+        }
     }
 
     /// Recomputes the power-user threshold from PostgreSQL.

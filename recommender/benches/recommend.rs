@@ -16,8 +16,25 @@ use std::time::Instant;
 fn case(n_items: usize, factors: usize, rated: usize) -> (ItemModel, Vec<(u32, f32)>) {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let items = Array2::from_shape_simple_fn((n_items, factors), || rng.random_range(-0.1f32..0.1));
-    let ratings = (0..rated).map(|_| (rng.random_range(0..n_items as u32), (rng.random_range(1..=10) as f32) / 2.0)).collect();
-    (ItemModel::new(items, recommender::als::Regularisation { lambda: 4.0, exponent: 0.5 }, 1.0), ratings)
+    let ratings = (0..rated)
+        .map(|_| {
+            (
+                rng.random_range(0..n_items as u32),
+                (rng.random_range(1..=10) as f32) / 2.0,
+            )
+        })
+        .collect();
+    (
+        ItemModel::new(
+            items,
+            recommender::als::Regularisation {
+                lambda: 4.0,
+                exponent: 0.5,
+            },
+            1.0,
+        ),
+        ratings,
+    )
 }
 
 fn recommend(model: &ItemModel, ratings: &[(u32, f32)]) -> Vec<(u32, f32)> {
@@ -37,13 +54,23 @@ fn percentiles(name: &str, model: &ItemModel, ratings: &[(u32, f32)]) {
         .collect();
     times.sort_by(f64::total_cmp);
     let at = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
-    println!("{name}: p50 {:.3} ms, p95 {:.3} ms, p99 {:.3} ms", at(0.50), at(0.95), at(0.99));
+    println!(
+        "{name}: p50 {:.3} ms, p95 {:.3} ms, p99 {:.3} ms",
+        at(0.50),
+        at(0.95),
+        at(0.99)
+    );
 }
 
 fn bench(c: &mut Criterion) {
-    for (name, items, rated) in [("ml-25m shape (62k movies, 64 factors)", 62_000, 200), ("ml-100k (1,682 movies, 64 factors)", 1_682, 100)] {
+    for (name, items, rated) in [
+        ("ml-25m shape (62k movies, 64 factors)", 62_000, 200),
+        ("ml-100k (1,682 movies, 64 factors)", 1_682, 100),
+    ] {
         let (model, ratings) = case(items, 64, rated);
-        c.bench_function(name, |b| b.iter(|| recommend(black_box(&model), black_box(&ratings))));
+        c.bench_function(name, |b| {
+            b.iter(|| recommend(black_box(&model), black_box(&ratings)))
+        });
         percentiles(name, &model, &ratings);
     }
 }

@@ -37,14 +37,24 @@ pub struct AlsParams {
 impl Default for AlsParams {
     /// The values chosen on MovieLens 100K's validation split (see the README).
     fn default() -> Self {
-        AlsParams { factors: 64, epochs: 15, reg: 4.0, reg_exponent: 0.5, alpha: 1.0, seed: 42 }
+        AlsParams {
+            factors: 64,
+            epochs: 15,
+            reg: 4.0,
+            reg_exponent: 0.5,
+            alpha: 1.0,
+            seed: 42,
+        }
     }
 }
 
 impl AlsParams {
     /// The row regularisation these parameters describe.
     pub fn regularisation(&self) -> Regularisation {
-        Regularisation { lambda: self.reg, exponent: self.reg_exponent }
+        Regularisation {
+            lambda: self.reg,
+            exponent: self.reg_exponent,
+        }
     }
 }
 
@@ -111,8 +121,10 @@ pub fn solve_row(
 fn half_step(fixed: &Array2<f32>, rows: &[Row], reg: Regularisation, alpha: f32) -> Array2<f32> {
     let k = fixed.ncols();
     let gram = fixed.t().dot(fixed);
-    let solved: Vec<Vec<f32>> =
-        rows.par_iter().map(|row| solve_row(&gram.view(), &fixed.view(), row, reg, alpha)).collect();
+    let solved: Vec<Vec<f32>> = rows
+        .par_iter()
+        .map(|row| solve_row(&gram.view(), &fixed.view(), row, reg, alpha))
+        .collect();
     let mut out = Array2::<f32>::zeros((rows.len(), k));
     for (mut dst, src) in out.axis_iter_mut(Axis(0)).zip(solved) {
         dst.assign(&ndarray::ArrayView1::from(&src));
@@ -162,7 +174,11 @@ pub fn loss(data: &Interactions, f: &Factors, params: &AlsParams) -> f64 {
 }
 
 /// Trains, calling `on_epoch(epoch, loss)` after each epoch (1-based).
-pub fn train(data: &Interactions, params: &AlsParams, mut on_epoch: impl FnMut(usize, f64)) -> Factors {
+pub fn train(
+    data: &Interactions,
+    params: &AlsParams,
+    mut on_epoch: impl FnMut(usize, f64),
+) -> Factors {
     let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
     let normal = Normal::new(0.0f32, 0.01).expect("valid normal");
     let k = params.factors;
@@ -170,8 +186,18 @@ pub fn train(data: &Interactions, params: &AlsParams, mut on_epoch: impl FnMut(u
     let items = Array2::from_shape_simple_fn((data.n_items, k), || normal.sample(&mut rng));
     let mut f = Factors { users, items };
     for epoch in 1..=params.epochs {
-        f.users = half_step(&f.items, &data.by_user, params.regularisation(), params.alpha);
-        f.items = half_step(&f.users, &data.by_item, params.regularisation(), params.alpha);
+        f.users = half_step(
+            &f.items,
+            &data.by_user,
+            params.regularisation(),
+            params.alpha,
+        );
+        f.items = half_step(
+            &f.users,
+            &data.by_item,
+            params.regularisation(),
+            params.alpha,
+        );
         on_epoch(epoch, loss(data, &f, params));
     }
     f
@@ -195,7 +221,14 @@ mod tests {
 
     #[test]
     fn deterministic_for_a_seed() {
-        let params = AlsParams { factors: 8, epochs: 3, reg: 0.1, reg_exponent: 0.5, alpha: 2.0, seed: 7 };
+        let params = AlsParams {
+            factors: 8,
+            epochs: 3,
+            reg: 0.1,
+            reg_exponent: 0.5,
+            alpha: 2.0,
+            seed: 7,
+        };
         let a = train(&toy(), &params, |_, _| {});
         let b = train(&toy(), &params, |_, _| {});
         assert_eq!(a.items, b.items);
@@ -206,14 +239,23 @@ mod tests {
 
     #[test]
     fn loss_decreases_and_groups_separate() {
-        let params = AlsParams { factors: 4, epochs: 8, reg: 0.1, reg_exponent: 0.0, alpha: 5.0, seed: 1 };
+        let params = AlsParams {
+            factors: 4,
+            epochs: 8,
+            reg: 0.1,
+            reg_exponent: 0.0,
+            alpha: 5.0,
+            seed: 1,
+        };
         let mut losses = Vec::new();
         let f = train(&toy(), &params, |_, l| losses.push(l));
         assert!(losses.windows(2).all(|w| w[1] <= w[0] + 1e-6), "{losses:?}");
         // User 0 scores its group's unseen item above the other group's items.
         let x = f.users.row(0);
         let own: f32 = x.dot(&f.items.row(4));
-        let other = (5..10).map(|i| x.dot(&f.items.row(i))).fold(f32::MIN, f32::max);
+        let other = (5..10)
+            .map(|i| x.dot(&f.items.row(i)))
+            .fold(f32::MIN, f32::max);
         assert!(own > other, "{own} vs {other}");
     }
 }

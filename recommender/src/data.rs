@@ -26,7 +26,12 @@ impl Interactions {
             by_user[u as usize].push((i, r));
             by_item[i as usize].push((u, r));
         }
-        Interactions { n_users, n_items, by_user, by_item }
+        Interactions {
+            n_users,
+            n_items,
+            by_user,
+            by_item,
+        }
     }
 
     /// Builds from per-user rows.
@@ -37,7 +42,12 @@ impl Interactions {
                 by_item[i as usize].push((u as u32, r));
             }
         }
-        Interactions { n_users: by_user.len(), n_items, by_user, by_item }
+        Interactions {
+            n_users: by_user.len(),
+            n_items,
+            by_user,
+            by_item,
+        }
     }
 
     /// Number of interactions.

@@ -48,7 +48,10 @@ pub fn model_metrics(train: &[Row], test: &[Row], n_items: usize, params: &AlsPa
         let user = model.fold_in(&train[u]);
         let scores = model.scores(user.view());
         let seen: Vec<u32> = train[u].iter().map(|(i, _)| *i).collect();
-        ItemModel::top_n(&scores, &seen, k).into_iter().map(|(i, _)| i).collect()
+        ItemModel::top_n(&scores, &seen, k)
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect()
     })
 }
 
@@ -57,17 +60,31 @@ pub fn popularity_metrics(train: &[Row], test: &[Row], n_items: usize) -> Metric
     let ranking = popularity_ranking(train, n_items);
     evaluate(test, n_items, K, |u, k| {
         let seen: std::collections::HashSet<u32> = train[u].iter().map(|(i, _)| *i).collect();
-        ranking.iter().copied().filter(|i| !seen.contains(i)).take(k).collect()
+        ranking
+            .iter()
+            .copied()
+            .filter(|i| !seen.contains(i))
+            .take(k)
+            .collect()
     })
 }
 
 /// Runs the protocol over `grid` on per-user rows; `on_trial` sees each validation result.
-pub fn run(rows: &[Row], n_items: usize, grid: &[AlsParams], seed: u64, mut on_trial: impl FnMut(&Trial)) -> Report {
+pub fn run(
+    rows: &[Row],
+    n_items: usize,
+    grid: &[AlsParams],
+    seed: u64,
+    mut on_trial: impl FnMut(&Trial),
+) -> Report {
     let (train, test) = split_per_user(rows, 0.75, seed);
     let (fit, validation) = split_per_user(&train, 0.8, seed.wrapping_add(1));
     let mut trials = Vec::with_capacity(grid.len());
     for params in grid {
-        let trial = Trial { params: *params, validation: model_metrics(&fit, &validation, n_items, params) };
+        let trial = Trial {
+            params: *params,
+            validation: model_metrics(&fit, &validation, n_items, params),
+        };
         on_trial(&trial);
         trials.push(trial);
     }
@@ -91,7 +108,14 @@ pub fn default_grid(epochs: usize, seed: u64) -> Vec<AlsParams> {
     for factors in [32, 64, 128] {
         for reg in [1.0, 2.0, 4.0] {
             for alpha in [0.3, 1.0] {
-                grid.push(AlsParams { factors, epochs, reg, reg_exponent: 0.5, alpha, seed });
+                grid.push(AlsParams {
+                    factors,
+                    epochs,
+                    reg,
+                    reg_exponent: 0.5,
+                    alpha,
+                    seed,
+                });
             }
         }
     }

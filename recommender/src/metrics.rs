@@ -23,7 +23,8 @@ pub fn split_per_user(rows: &[Row], train_share: f64, seed: u64) -> (Vec<Row>, V
         let mut shuffled = row.clone();
         shuffled.sort_unstable_by_key(|(i, _)| *i);
         shuffled.shuffle(&mut rng);
-        let keep = ((shuffled.len() as f64 * train_share).round() as usize).clamp(1.min(shuffled.len()), shuffled.len());
+        let keep = ((shuffled.len() as f64 * train_share).round() as usize)
+            .clamp(1.min(shuffled.len()), shuffled.len());
         let held = shuffled.split_off(keep);
         train.push(shuffled);
         test.push(held);
@@ -68,8 +69,15 @@ where
                     dcg += 1.0 / ((rank + 2) as f64).log2();
                 }
             }
-            let ideal: f64 = (0..relevant.len().min(k)).map(|r| 1.0 / ((r + 2) as f64).log2()).sum();
-            (hits as f64 / k as f64, hits as f64 / relevant.len() as f64, dcg / ideal, list)
+            let ideal: f64 = (0..relevant.len().min(k))
+                .map(|r| 1.0 / ((r + 2) as f64).log2())
+                .sum();
+            (
+                hits as f64 / k as f64,
+                hits as f64 / relevant.len() as f64,
+                dcg / ideal,
+                list,
+            )
         })
         .collect();
     let users = per_user.len();
@@ -85,7 +93,13 @@ where
         covered.extend(list);
     }
     let m = users as f64;
-    Metrics { precision: p / m, recall: r / m, ndcg: n / m, coverage: covered.len() as f64 / n_items as f64, users }
+    Metrics {
+        precision: p / m,
+        recall: r / m,
+        ndcg: n / m,
+        coverage: covered.len() as f64 / n_items as f64,
+        users,
+    }
 }
 
 /// The popularity baseline: items by training count, best first.
@@ -107,7 +121,9 @@ mod tests {
 
     #[test]
     fn split_is_seeded_and_proportional() {
-        let rows: Vec<Row> = (0..5).map(|u| (0..20).map(|i| (i + u, 4.0)).collect()).collect();
+        let rows: Vec<Row> = (0..5)
+            .map(|u| (0..20).map(|i| (i + u, 4.0)).collect())
+            .collect();
         let (train, test) = split_per_user(&rows, 0.75, 3);
         assert!(train.iter().all(|r| r.len() == 15) && test.iter().all(|r| r.len() == 5));
         assert_eq!(split_per_user(&rows, 0.75, 3).1, test);
@@ -120,10 +136,21 @@ mod tests {
     #[test]
     fn perfect_and_useless_recommenders() {
         let test: Vec<Row> = vec![vec![(1, 5.0), (2, 4.0)], vec![(3, 3.0)]];
-        let perfect = evaluate(&test, 10, 2, |u, _| if u == 0 { vec![1, 2] } else { vec![3, 9] });
-        assert_eq!((perfect.precision, perfect.recall, perfect.ndcg), (0.75, 1.0, 1.0));
+        let perfect = evaluate(
+            &test,
+            10,
+            2,
+            |u, _| if u == 0 { vec![1, 2] } else { vec![3, 9] },
+        );
+        assert_eq!(
+            (perfect.precision, perfect.recall, perfect.ndcg),
+            (0.75, 1.0, 1.0)
+        );
         assert_eq!(perfect.users, 2);
         let useless = evaluate(&test, 10, 2, |_, _| vec![7, 8]);
-        assert_eq!((useless.precision, useless.ndcg, useless.coverage), (0.0, 0.0, 0.2));
+        assert_eq!(
+            (useless.precision, useless.ndcg, useless.coverage),
+            (0.0, 0.0, 0.2)
+        );
     }
 }

@@ -19,7 +19,12 @@ impl ItemModel {
     /// and confidence scale (fold-in solves the same user step).
     pub fn new(items: Array2<f32>, reg: Regularisation, alpha: f32) -> Self {
         let gram = items.t().dot(&items);
-        ItemModel { items, gram, reg, alpha }
+        ItemModel {
+            items,
+            gram,
+            reg,
+            alpha,
+        }
     }
 
     /// Number of items.
@@ -39,7 +44,13 @@ impl ItemModel {
 
     /// A user's vector from their ratings `(item index, rating)`.
     pub fn fold_in(&self, ratings: &[(u32, f32)]) -> Array1<f32> {
-        Array1::from(solve_row(&self.gram.view(), &self.items.view(), ratings, self.reg, self.alpha))
+        Array1::from(solve_row(
+            &self.gram.view(),
+            &self.items.view(),
+            ratings,
+            self.reg,
+            self.alpha,
+        ))
     }
 
     /// Every item's score for `user`.
@@ -60,14 +71,23 @@ impl ItemModel {
                 *s = f32::NEG_INFINITY;
             }
         }
-        let mut candidates: Vec<u32> = (0..scores.len() as u32).filter(|i| scores[*i as usize].is_finite()).collect();
-        let by_score = |a: &u32, b: &u32| scores[*b as usize].total_cmp(&scores[*a as usize]).then(a.cmp(b));
+        let mut candidates: Vec<u32> = (0..scores.len() as u32)
+            .filter(|i| scores[*i as usize].is_finite())
+            .collect();
+        let by_score = |a: &u32, b: &u32| {
+            scores[*b as usize]
+                .total_cmp(&scores[*a as usize])
+                .then(a.cmp(b))
+        };
         if candidates.len() > n {
             candidates.select_nth_unstable_by(n, by_score);
             candidates.truncate(n);
         }
         candidates.sort_unstable_by(by_score);
-        candidates.into_iter().map(|i| (i, scores[i as usize])).collect()
+        candidates
+            .into_iter()
+            .map(|i| (i, scores[i as usize]))
+            .collect()
     }
 }
 
@@ -85,7 +105,14 @@ mod tests {
 
     #[test]
     fn fold_in_of_no_ratings_is_zero() {
-        let model = ItemModel::new(Array2::from_elem((3, 2), 0.5), Regularisation { lambda: 0.1, exponent: 0.5 }, 1.0);
+        let model = ItemModel::new(
+            Array2::from_elem((3, 2), 0.5),
+            Regularisation {
+                lambda: 0.1,
+                exponent: 0.5,
+            },
+            1.0,
+        );
         assert!(model.fold_in(&[]).iter().all(|v| *v == 0.0));
     }
 }

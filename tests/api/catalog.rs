@@ -10,9 +10,17 @@ async fn movie_metadata_is_cached_with_a_strong_etag_and_304() {
     let first = app.get("/movies/1").await;
     assert_eq!(first.status(), 200);
     assert_eq!(cache_status(&first), "origin; fwd=miss; stored");
-    assert!(first.headers()["cache-control"].to_str().unwrap().starts_with("public"));
+    assert!(
+        first.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .starts_with("public")
+    );
     let etag = first.headers()["etag"].to_str().unwrap().to_owned();
-    assert!(etag.starts_with('"') && !etag.starts_with("W/"), "strong etag: {etag}");
+    assert!(
+        etag.starts_with('"') && !etag.starts_with("W/"),
+        "strong etag: {etag}"
+    );
     let movie: Movie = first.json().await.unwrap();
     assert_eq!(movie.title, "Toy Story");
     assert_eq!(movie.year, Some(1995));
@@ -20,17 +28,38 @@ async fn movie_metadata_is_cached_with_a_strong_etag_and_304() {
     assert_eq!(movie.rating_count, 452);
 
     let second = app.get("/movies/1").await;
-    assert!(cache_status(&second).starts_with("origin; hit; ttl="), "{}", cache_status(&second));
+    assert!(
+        cache_status(&second).starts_with("origin; hit; ttl="),
+        "{}",
+        cache_status(&second)
+    );
     assert_eq!(second.headers()["etag"].to_str().unwrap(), etag);
 
-    for candidate in [etag.clone(), format!("W/{etag}"), format!("\"nope\", {etag}"), "*".into()] {
-        let response = app.client.get(app.url("/movies/1")).header("if-none-match", &candidate).send().await.unwrap();
+    for candidate in [
+        etag.clone(),
+        format!("W/{etag}"),
+        format!("\"nope\", {etag}"),
+        "*".into(),
+    ] {
+        let response = app
+            .client
+            .get(app.url("/movies/1"))
+            .header("if-none-match", &candidate)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 304, "If-None-Match: {candidate}");
         assert_eq!(response.headers()["etag"].to_str().unwrap(), etag);
         assert!(response.headers().contains_key("cache-status"));
         assert!(response.bytes().await.unwrap().is_empty());
     }
-    let other = app.client.get(app.url("/movies/1")).header("if-none-match", "\"other\"").send().await.unwrap();
+    let other = app
+        .client
+        .get(app.url("/movies/1"))
+        .header("if-none-match", "\"other\"")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(other.status(), 200);
 }
 
@@ -40,21 +69,49 @@ async fn popular_lists_every_limit_from_one_cached_list() {
     let default: PopularMovies = app.get("/movies/popular").await.json().await.unwrap();
     assert_eq!(default.movies.len(), 20);
     assert_eq!(default.movies[0].title, "Star Wars");
-    assert!(default.movies.windows(2).all(|w| w[0].rating_count >= w[1].rating_count));
+    assert!(
+        default
+            .movies
+            .windows(2)
+            .all(|w| w[0].rating_count >= w[1].rating_count)
+    );
 
     let three = app.get("/movies/popular?limit=3&utm_source=x").await;
-    assert!(cache_status(&three).starts_with("origin; hit"), "one list serves every limit");
+    assert!(
+        cache_status(&three).starts_with("origin; hit"),
+        "one list serves every limit"
+    );
     let etag = three.headers()["etag"].to_str().unwrap().to_owned();
     let three: PopularMovies = three.json().await.unwrap();
     assert_eq!(three.movies, default.movies[..3]);
-    let hundred: PopularMovies = app.get("/movies/popular?limit=100").await.json().await.unwrap();
+    let hundred: PopularMovies = app
+        .get("/movies/popular?limit=100")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(hundred.movies.len(), 100);
 
-    let not_modified =
-        app.client.get(app.url("/movies/popular?limit=3")).header("if-none-match", &etag).send().await.unwrap();
+    let not_modified = app
+        .client
+        .get(app.url("/movies/popular?limit=3"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(not_modified.status(), 304);
-    let different = app.client.get(app.url("/movies/popular?limit=4")).header("if-none-match", &etag).send().await.unwrap();
-    assert_eq!(different.status(), 200, "another limit is another representation");
+    let different = app
+        .client
+        .get(app.url("/movies/popular?limit=4"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        different.status(),
+        200,
+        "another limit is another representation"
+    );
 }
 
 #[tokio::test]
@@ -62,10 +119,20 @@ async fn genres_and_genre_top_lists() {
     let app = TestApp::spawn().await;
     let response = app.get("/genres").await;
     assert_eq!(response.status(), 200);
-    assert!(response.headers()["cache-control"].to_str().unwrap().starts_with("public"));
+    assert!(
+        response.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .starts_with("public")
+    );
     let genres: Genres = response.json().await.unwrap();
     assert_eq!(genres.genres.len(), 19);
-    assert!(genres.genres.iter().any(|g| g.name == "Children's" && g.slug == "childrens"));
+    assert!(
+        genres
+            .genres
+            .iter()
+            .any(|g| g.name == "Children's" && g.slug == "childrens")
+    );
 
     let by_name = app.get("/genres/Sci-Fi/top?limit=5").await;
     assert_eq!(by_name.status(), 200);
@@ -76,11 +143,24 @@ async fn genres_and_genre_top_lists() {
     assert_eq!(top.movies[0].title, "Star Wars");
     for movie in &top.movies {
         assert!(movie.genres.contains(&"Sci-Fi".to_owned()));
-        assert!(movie.rating_count > 50, "the view keeps movies with more than 50 ratings");
+        assert!(
+            movie.rating_count > 50,
+            "the view keeps movies with more than 50 ratings"
+        );
     }
-    assert!(top.movies.windows(2).all(|w| w[0].avg_rating >= w[1].avg_rating));
+    assert!(
+        top.movies
+            .windows(2)
+            .all(|w| w[0].avg_rating >= w[1].avg_rating)
+    );
 
-    let by_slug = app.client.get(app.url("/genres/sci-fi/top?limit=5")).header("if-none-match", &etag).send().await.unwrap();
+    let by_slug = app
+        .client
+        .get(app.url("/genres/sci-fi/top?limit=5"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(by_slug.status(), 304, "name and slug are the same resource");
     let quoted = app.get("/genres/Children's/top").await;
     assert_eq!(quoted.status(), 200);

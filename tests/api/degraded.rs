@@ -5,10 +5,14 @@ use origin::settings::RedisMode;
 use serde_json::Value;
 use shared::params::MovieId;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tests::{PrivateServer, TestApp, cache_status, fresh_database, import_movielens, test_settings};
+use tests::{
+    PrivateServer, TestApp, cache_status, fresh_database, import_movielens, test_settings,
+};
 
 async fn rating_count(app: &TestApp, user: i32) -> i64 {
-    let response = app.get_as(&format!("/users/{user}/profile"), &app.user_token(user)).await;
+    let response = app
+        .get_as(&format!("/users/{user}/profile"), &app.user_token(user))
+        .await;
     assert_eq!(response.status(), 200, "profile answers");
     let body: Value = response.json().await.unwrap();
     body["rating_count"].as_i64().unwrap()
@@ -34,36 +38,74 @@ where
 async fn without_redis_requests_are_answered_and_the_cache_comes_back() {
     let redis = PrivateServer::redis();
     let url = format!("redis://127.0.0.1:{}", redis.port);
-    let app = TestApp::spawn_with(test_settings(&fresh_database().await, RedisMode::Single, &url)).await;
-    assert_eq!(cache_status(&app.get("/movies/1").await), "origin; fwd=miss; stored");
+    let app = TestApp::spawn_with(test_settings(
+        &fresh_database().await,
+        RedisMode::Single,
+        &url,
+    ))
+    .await;
+    assert_eq!(
+        cache_status(&app.get("/movies/1").await),
+        "origin; fwd=miss; stored"
+    );
     assert_eq!(rating_count(&app, 1).await, 272);
 
     // Redis unresponsive (paused) while a rating is written: the invalidation cannot be
     // delivered, yet the user reads their write, during the pause and after it.
     let client = redis::Client::open(url.as_str()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let _: () = redis::cmd("CLIENT").arg("PAUSE").arg(1500).arg("ALL").query_async(&mut conn).await.unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(1500)
+        .arg("ALL")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(app.rate(1, 1682, 4.0).await.status(), 201);
     assert!(app.state.cache.pending_invalidations() >= 1);
     assert_eq!(rating_count(&app, 1).await, 273, "during the pause");
     tokio::time::sleep(Duration::from_millis(1600)).await;
-    assert!(eventually(Duration::from_secs(5), || async { app.state.cache.pending_invalidations() == 0 }).await);
-    assert_eq!(rating_count(&app, 1).await, 273, "after the pause: the old cached profile is not served");
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            app.state.cache.pending_invalidations() == 0
+        })
+        .await
+    );
+    assert_eq!(
+        rating_count(&app, 1).await,
+        273,
+        "after the pause: the old cached profile is not served"
+    );
 
     redis.stop();
-    for path in ["/movies/1", "/movies/2", "/movies/popular", "/genres", "/genres/drama/top"] {
+    for path in [
+        "/movies/1",
+        "/movies/2",
+        "/movies/popular",
+        "/genres",
+        "/genres/drama/top",
+    ] {
         let response = app.get(path).await;
         assert_eq!(response.status(), 200, "{path} without Redis");
-        assert!(cache_status(&response).contains("fwd=miss"), "{path}: {}", cache_status(&response));
+        assert!(
+            cache_status(&response).contains("fwd=miss"),
+            "{path}: {}",
+            cache_status(&response)
+        );
     }
     assert_eq!(app.rate(1, 1681, 3.5).await.status(), 201);
     assert_eq!(rating_count(&app, 1).await, 274);
-    let recs = app.get_as("/users/1/recommendations", &app.user_token(1)).await;
+    let recs = app
+        .get_as("/users/1/recommendations", &app.user_token(1))
+        .await;
     assert_eq!(recs.status(), 200);
     let ready = app.get("/ready").await;
     assert_eq!(ready.status(), 200);
     let ready: Value = ready.json().await.unwrap();
-    assert_eq!((ready["status"].as_str(), ready["redis"].as_str()), (Some("degraded"), Some("down")));
+    assert_eq!(
+        (ready["status"].as_str(), ready["redis"].as_str()),
+        (Some("degraded"), Some("down"))
+    );
 
     // Redis returns (empty: it keeps nothing on disk); the service uses it again by itself.
     redis.start();
@@ -85,19 +127,30 @@ async fn expire_entry(app: &TestApp, key: &str, seconds_ago: i64) {
     let newline = raw.iter().position(|b| *b == b'\n').unwrap();
     let header = String::from_utf8(raw[..newline].to_vec()).unwrap();
     let mut parts: Vec<String> = header.split(' ').map(str::to_owned).collect();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     parts[2] = (now - seconds_ago).to_string();
     let mut rewritten = parts.join(" ").into_bytes();
     rewritten.extend_from_slice(&raw[newline..]);
-    let _: () = redis.query(redis::cmd("SET").arg(key).arg(rewritten).arg("KEEPTTL")).await.unwrap();
+    let _: () = redis
+        .query(redis::cmd("SET").arg(key).arg(rewritten).arg("KEEPTTL"))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn without_postgres_cached_data_is_served_and_writes_are_refused() {
     let pg = PrivateServer::postgres();
     let server = format!("postgres://origin@127.0.0.1:{}", pg.port);
-    let admin = sqlx::PgPool::connect(&format!("{server}/postgres")).await.unwrap();
-    sqlx::query("CREATE DATABASE movies").execute(&admin).await.unwrap();
+    let admin = sqlx::PgPool::connect(&format!("{server}/postgres"))
+        .await
+        .unwrap();
+    sqlx::query("CREATE DATABASE movies")
+        .execute(&admin)
+        .await
+        .unwrap();
     admin.close().await;
     let url = format!("{server}/movies");
     import_movielens(&url).await;
@@ -105,28 +158,53 @@ async fn without_postgres_cached_data_is_served_and_writes_are_refused() {
     let app = TestApp::spawn_with(test_settings(&url, mode, &tests::redis_url(mode))).await;
 
     let token = app.user_token(1);
-    for path in ["/movies/1", "/movies/50", "/movies/popular", "/genres", "/genres/drama/top"] {
+    for path in [
+        "/movies/1",
+        "/movies/50",
+        "/movies/popular",
+        "/genres",
+        "/genres/drama/top",
+    ] {
         assert_eq!(app.get(path).await.status(), 200);
     }
     assert_eq!(rating_count(&app, 1).await, 272);
-    let recs_before = app.get_as("/users/1/recommendations", &token).await.text().await.unwrap();
+    let recs_before = app
+        .get_as("/users/1/recommendations", &token)
+        .await
+        .text()
+        .await
+        .unwrap();
     expire_entry(&app, &app.state.cache.keys().movie(MovieId(50)), 60).await;
 
     pg.stop();
     let fresh = app.get("/movies/1").await;
     assert_eq!(fresh.status(), 200);
-    assert!(cache_status(&fresh).starts_with("origin; hit"), "{}", cache_status(&fresh));
+    assert!(
+        cache_status(&fresh).starts_with("origin; hit"),
+        "{}",
+        cache_status(&fresh)
+    );
     let stale = app.get("/movies/50").await;
     assert_eq!(stale.status(), 200, "past its TTL, within the grace window");
     let status = cache_status(&stale);
-    assert!(status.starts_with("origin; hit; ttl=-") && status.ends_with("detail=stale"), "{status}");
+    assert!(
+        status.starts_with("origin; hit; ttl=-") && status.ends_with("detail=stale"),
+        "{status}"
+    );
     let movie: Value = stale.json().await.unwrap();
     assert_eq!(movie["title"], "Star Wars");
     for path in ["/movies/popular?limit=5", "/genres", "/genres/drama/top"] {
         assert_eq!(app.get(path).await.status(), 200, "{path} from the cache");
     }
     assert_eq!(rating_count(&app, 1).await, 272);
-    assert_eq!(app.get_as("/users/1/recommendations", &token).await.text().await.unwrap(), recs_before);
+    assert_eq!(
+        app.get_as("/users/1/recommendations", &token)
+            .await
+            .text()
+            .await
+            .unwrap(),
+        recs_before
+    );
 
     let missing = app.get("/movies/2").await;
     assert_eq!(missing.status(), 503, "not cached, no database");
@@ -134,19 +212,33 @@ async fn without_postgres_cached_data_is_served_and_writes_are_refused() {
     let body: Value = missing.json().await.unwrap();
     assert_eq!(body["error"]["code"], "database_unavailable");
     let write = app.rate(1, 1682, 4.0).await;
-    assert_eq!(write.status(), 503, "a rating is not acknowledged unless committed");
+    assert_eq!(
+        write.status(),
+        503,
+        "a rating is not acknowledged unless committed"
+    );
     let ready = app.get("/ready").await;
     assert_eq!(ready.status(), 200);
     let ready: Value = ready.json().await.unwrap();
-    assert_eq!((ready["status"].as_str(), ready["postgres"].as_str()), (Some("degraded"), Some("down")));
+    assert_eq!(
+        (ready["status"].as_str(), ready["postgres"].as_str()),
+        (Some("degraded"), Some("down"))
+    );
 
     pg.start();
-    let back = eventually(Duration::from_secs(15), || async { app.get("/movies/2").await.status() == 200 }).await;
-    assert!(back, "the service recovers by itself when PostgreSQL returns");
-    let stored: Option<f32> = sqlx::query_scalar("SELECT rating FROM ratings WHERE user_id = 1 AND movie_id = 1682")
-        .fetch_optional(app.db())
-        .await
-        .unwrap();
+    let back = eventually(Duration::from_secs(15), || async {
+        app.get("/movies/2").await.status() == 200
+    })
+    .await;
+    assert!(
+        back,
+        "the service recovers by itself when PostgreSQL returns"
+    );
+    let stored: Option<f32> =
+        sqlx::query_scalar("SELECT rating FROM ratings WHERE user_id = 1 AND movie_id = 1682")
+            .fetch_optional(app.db())
+            .await
+            .unwrap();
     assert_eq!(stored, None, "the refused rating was not written");
     assert_eq!(app.rate(1, 1682, 4.0).await.status(), 201);
     assert_eq!(rating_count(&app, 1).await, 273);

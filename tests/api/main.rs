@@ -5,4 +5,5 @@ mod catalog;
 mod degraded;
 mod errors;
 mod ops;
+mod recommender;
 mod users;

@@ -7,20 +7,31 @@ use shared::params::{Strategy, UserId};
 use tests::{TestApp, cache_status};
 
 async fn recs(app: &TestApp, user: i32, query: &str) -> (String, Recommendations) {
-    let response = app.get_as(&format!("/users/{user}/recommendations{query}"), &app.user_token(user)).await;
+    let response = app
+        .get_as(
+            &format!("/users/{user}/recommendations{query}"),
+            &app.user_token(user),
+        )
+        .await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["cache-control"], "private, no-cache");
     (cache_status(&response), response.json().await.unwrap())
 }
 
 async fn profile(app: &TestApp, user: i32) -> (String, Profile) {
-    let response = app.get_as(&format!("/users/{user}/profile"), &app.user_token(user)).await;
+    let response = app
+        .get_as(&format!("/users/{user}/profile"), &app.user_token(user))
+        .await;
     assert_eq!(response.status(), 200);
     (cache_status(&response), response.json().await.unwrap())
 }
 
 async fn seen(app: &TestApp, user: i32) -> Vec<i32> {
-    sqlx::query_scalar("SELECT movie_id FROM ratings WHERE user_id = $1").bind(user).fetch_all(app.db()).await.unwrap()
+    sqlx::query_scalar("SELECT movie_id FROM ratings WHERE user_id = $1")
+        .bind(user)
+        .fetch_all(app.db())
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -39,25 +50,43 @@ async fn profile_and_recommendations_for_each_strategy() {
         assert_eq!(status, "origin; fwd=miss; stored");
         assert_eq!(r.strategy, strategy);
         assert_eq!(r.items.len(), 15);
-        assert!(r.items.iter().all(|i| !rated.contains(&i.movie_id)), "{strategy}: seen movies never appear");
+        assert!(
+            r.items.iter().all(|i| !rated.contains(&i.movie_id)),
+            "{strategy}: seen movies never appear"
+        );
         assert!(r.items.windows(2).all(|w| w[0].score >= w[1].score));
         assert!(r.items.iter().all(|i| !i.reason.is_empty()));
     }
     let (_, default) = recs(&app, 1, "").await;
-    assert_eq!((default.strategy.as_str(), default.items.len()), ("hybrid", 10));
+    assert_eq!(
+        (default.strategy.as_str(), default.items.len()),
+        ("hybrid", 10)
+    );
 
     // Conditional request on a private resource.
     let token = app.user_token(1);
     let first = app.get_as("/users/1/recommendations", &token).await;
     let etag = first.headers()["etag"].to_str().unwrap().to_owned();
-    let again = app.client.get(app.url("/users/1/recommendations")).bearer_auth(&token).header("if-none-match", etag).send().await.unwrap();
+    let again = app
+        .client
+        .get(app.url("/users/1/recommendations"))
+        .bearer_auth(&token)
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), 304);
 
-    // Without a trained model the collaborative strategy is unavailable, clearly.
-    let response = app.get_as("/users/1/recommendations?strategy=collaborative", &token).await;
-    assert_eq!(response.status(), 503);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "model_unavailable");
+    // The template database holds a trained model: the collaborative strategy uses it.
+    let (_, collaborative) = recs(&app, 1, "?strategy=collaborative&n=20").await;
+    assert!(collaborative.model_version.is_some());
+    assert_eq!(collaborative.items.len(), 20);
+    assert!(
+        collaborative
+            .items
+            .iter()
+            .all(|i| !rated.contains(&i.movie_id))
+    );
 }
 
 #[tokio::test]
@@ -67,7 +96,12 @@ async fn a_new_rating_is_visible_at_once() {
     let (_, before) = recs(&app, user, "?n=10&strategy=popular").await;
     let (_, before_genre) = recs(&app, user, "?n=5&strategy=genre").await;
     let (_, profile_before) = profile(&app, user).await;
-    assert!(recs(&app, user, "?n=10&strategy=popular").await.0.starts_with("origin; hit"));
+    assert!(
+        recs(&app, user, "?n=10&strategy=popular")
+            .await
+            .0
+            .starts_with("origin; hit")
+    );
     assert!(profile(&app, user).await.0.starts_with("origin; hit"));
 
     let movie = before.items[0].movie_id;
@@ -80,9 +114,17 @@ async fn a_new_rating_is_visible_at_once() {
     // Every cached value of this user is invalid, whatever its n and strategy.
     let (status, after) = recs(&app, user, "?n=10&strategy=popular").await;
     assert!(status.starts_with("origin; fwd="), "{status}");
-    assert!(after.items.iter().all(|i| i.movie_id != movie), "the rated movie is gone");
+    assert!(
+        after.items.iter().all(|i| i.movie_id != movie),
+        "the rated movie is gone"
+    );
     assert_eq!(after.items[0].movie_id, before.items[1].movie_id);
-    assert!(recs(&app, user, "?n=5&strategy=genre").await.0.starts_with("origin; fwd="));
+    assert!(
+        recs(&app, user, "?n=5&strategy=genre")
+            .await
+            .0
+            .starts_with("origin; fwd=")
+    );
     let _ = before_genre;
     let (status, p) = profile(&app, user).await;
     assert!(status.starts_with("origin; fwd="), "{status}");
@@ -98,19 +140,29 @@ async fn a_new_rating_is_visible_at_once() {
     assert!(status.starts_with("origin; fwd="), "{status}");
     assert_eq!(replaced.rating_count, p.rating_count);
     let expected = (profile_before.avg_rating.unwrap() * 272.0 + 1.0) / 273.0;
-    assert!((replaced.avg_rating.unwrap() - expected).abs() < 0.001, "{:?} vs {expected}", replaced.avg_rating);
-    let stored: f32 = sqlx::query_scalar("SELECT rating FROM ratings WHERE user_id = $1 AND movie_id = $2")
-        .bind(user)
-        .bind(movie)
-        .fetch_one(app.db())
-        .await
-        .unwrap();
+    assert!(
+        (replaced.avg_rating.unwrap() - expected).abs() < 0.001,
+        "{:?} vs {expected}",
+        replaced.avg_rating
+    );
+    let stored: f32 =
+        sqlx::query_scalar("SELECT rating FROM ratings WHERE user_id = $1 AND movie_id = $2")
+            .bind(user)
+            .bind(movie)
+            .fetch_one(app.db())
+            .await
+            .unwrap();
     assert_eq!(stored, 1.0, "committed before the answer");
 
     // Another user's cache is untouched.
     recs(&app, 2, "?strategy=popular").await;
     app.rate(user, before.items[3].movie_id as i64, 3.0).await;
-    assert!(recs(&app, 2, "?strategy=popular").await.0.starts_with("origin; hit"));
+    assert!(
+        recs(&app, 2, "?strategy=popular")
+            .await
+            .0
+            .starts_with("origin; hit")
+    );
 }
 
 #[tokio::test]
@@ -136,13 +188,25 @@ async fn every_hundredth_rating_of_a_movie_invalidates_the_lists() {
     assert!(cache_status(&app.get("/movies/popular").await).starts_with("origin; hit"));
 
     assert_eq!(app.rate(users[0], movie as i64, 4.0).await.status(), 201); // count % 100 == 99
-    assert!(cache_status(&app.get("/movies/popular").await).starts_with("origin; hit"), "not a milestone");
+    assert!(
+        cache_status(&app.get("/movies/popular").await).starts_with("origin; hit"),
+        "not a milestone"
+    );
 
-    let receipt: RatingReceipt = app.rate(users[1], movie as i64, 4.0).await.json().await.unwrap();
+    let receipt: RatingReceipt = app
+        .rate(users[1], movie as i64, 4.0)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(receipt.movie_rating_count, count as i64 + 2);
     assert_eq!(receipt.movie_rating_count % 100, 0);
     let response = app.get("/movies/popular?limit=100").await;
-    assert_eq!(cache_status(&response), "origin; fwd=miss; stored", "milestone invalidates the popular list");
+    assert_eq!(
+        cache_status(&response),
+        "origin; fwd=miss; stored",
+        "milestone invalidates the popular list"
+    );
     let list: PopularMovies = response.json().await.unwrap();
     if let Some(m) = list.movies.iter().find(|m| m.id == movie) {
         assert_eq!(m.rating_count, receipt.movie_rating_count);
@@ -169,20 +233,41 @@ async fn power_users_keep_recommendations_a_day_others_an_hour() {
     let ttl = |user: i32| {
         let key = keys.recommendations(UserId(user), 10, Strategy::Hybrid);
         let redis = app.state.cache.redis().clone();
-        async move { redis.query::<i64>(redis::cmd("TTL").arg(key)).await.unwrap() }
+        async move {
+            redis
+                .query::<i64>(redis::cmd("TTL").arg(key))
+                .await
+                .unwrap()
+        }
     };
     let grace = app.state.settings.cache_stale_grace_secs as i64;
     let (power_ttl, casual_ttl) = (ttl(power).await - grace, ttl(casual).await - grace);
-    assert!((77_760..=86_400).contains(&power_ttl), "power user: {power_ttl} s");
-    assert!((3_240..=3_600).contains(&casual_ttl), "casual user: {casual_ttl} s");
+    assert!(
+        (77_760..=86_400).contains(&power_ttl),
+        "power user: {power_ttl} s"
+    );
+    assert!(
+        (3_240..=3_600).contains(&casual_ttl),
+        "casual user: {casual_ttl} s"
+    );
 }
 
 #[tokio::test]
 async fn concurrent_misses_compute_once() {
     let app = TestApp::spawn().await;
     let token = app.user_token(7);
-    let before = app.state.cache.stats().snapshot(shared::cache_key::Family::Recommendations).computations;
-    let requests = (0..24).map(|_| app.client.get(app.url("/users/7/recommendations?n=25&strategy=hybrid")).bearer_auth(&token).send());
+    let before = app
+        .state
+        .cache
+        .stats()
+        .snapshot(shared::cache_key::Family::Recommendations)
+        .computations;
+    let requests = (0..24).map(|_| {
+        app.client
+            .get(app.url("/users/7/recommendations?n=25&strategy=hybrid"))
+            .bearer_auth(&token)
+            .send()
+    });
     let responses = futures::future::join_all(requests).await;
     let mut bodies = Vec::new();
     let mut statuses = Vec::new();
@@ -192,10 +277,23 @@ async fn concurrent_misses_compute_once() {
         statuses.push(cache_status(&response));
         bodies.push(response.text().await.unwrap());
     }
-    let after = app.state.cache.stats().snapshot(shared::cache_key::Family::Recommendations).computations;
-    assert_eq!(after - before, 1, "24 concurrent misses, one computation: {statuses:?}");
+    let after = app
+        .state
+        .cache
+        .stats()
+        .snapshot(shared::cache_key::Family::Recommendations)
+        .computations;
+    assert_eq!(
+        after - before,
+        1,
+        "24 concurrent misses, one computation: {statuses:?}"
+    );
     assert!(bodies.windows(2).all(|w| w[0] == w[1]));
-    assert_eq!(statuses.iter().filter(|s| s.ends_with("stored")).count(), 1, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| s.ends_with("stored")).count(),
+        1,
+        "{statuses:?}"
+    );
 }
 
 #[tokio::test]

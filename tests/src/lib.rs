@@ -217,7 +217,11 @@ impl TestApp {
 
     /// POST to an admin endpoint without a token.
     pub async fn admin_post_without_token(&self, path: &str) -> reqwest::Response {
-        self.client.post(self.url(path)).send().await.expect("request")
+        self.client
+            .post(self.url(path))
+            .send()
+            .await
+            .expect("request")
     }
 
     /// A pool on this instance's database (to read what PostgreSQL holds).

@@ -41,12 +41,32 @@ pub const CACHE_NAME: &str = "origin";
 const GENERATION_TTL_SECS: u64 = 30 * 24 * 3600;
 
 /// Whose value this is: per-user values are checked against the user's generation token.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum Scope {
     /// Shared by everyone (lists, metadata).
     Global,
     /// One user's (recommendations, profile, embedding).
     User(UserId),
+    /// One user's, computed with a model: valid only for that model version too, so nothing
+    /// an older model computed is served after a reload.
+    UserModel(UserId, Arc<str>),
+}
+
+impl Scope {
+    fn user(&self) -> Option<UserId> {
+        match self {
+            Scope::Global => None,
+            Scope::User(user) | Scope::UserModel(user, _) => Some(*user),
+        }
+    }
+
+    /// The tag a value is stored with: the user's generation, plus the model version.
+    fn tag(&self, generation: &str) -> String {
+        match self {
+            Scope::UserModel(_, version) => format!("{generation}/{version}"),
+            _ => generation.to_owned(),
+        }
+    }
 }
 
 /// A freshly computed value and how long it stays fresh.
@@ -193,7 +213,7 @@ impl Cache {
         Fut: Future<Output = Result<Computed, AppError>> + Send + 'static,
     {
         let stats = &self.inner.stats;
-        if !self.settle_pending(scope, &key).await {
+        if !self.settle_pending(&scope, &key).await {
             // An invalidation of this value has not reached Redis yet: do not trust the cache.
             stats.record(family, Event::Miss);
             let computed = compute().await?;
@@ -209,7 +229,7 @@ impl Cache {
         }
 
         let now = unix_now();
-        let (cache_ok, generation, entry) = match self.read(scope, &key).await {
+        let (cache_ok, generation, entry) = match self.read(&scope, &key).await {
             Ok((generation, raw)) => (true, generation, raw.as_deref().and_then(Entry::decode)),
             Err(err) => {
                 stats.record(family, Event::Error);
@@ -217,9 +237,12 @@ impl Cache {
                 (false, None, None)
             }
         };
-        let entry = entry.filter(|e| match scope {
-            Scope::Global => true,
-            Scope::User(_) => generation.is_some() && e.generation == generation,
+        let entry = entry.filter(|e| match (&scope, &generation) {
+            (Scope::Global, _) => true,
+            (_, Some(generation)) => {
+                e.generation.as_deref() == Some(scope.tag(generation).as_str())
+            }
+            (_, None) => false,
         });
 
         if let Some(entry) = &entry {
@@ -227,7 +250,8 @@ impl Cache {
                 stats.record(family, Event::Hit);
                 if shared::ttl::should_refresh_early(entry.stored_at, entry.fresh_until, now) {
                     let this = self.clone();
-                    let flight_key = format!("{key}#{}", generation.as_deref().unwrap_or("-"));
+                    let flight_key =
+                        format!("{key}#{}", scope.tag(generation.as_deref().unwrap_or("-")));
                     tokio::spawn(async move {
                         let flight = this
                             .compute_and_store(family, key, scope, generation, cache_ok, compute);
@@ -242,7 +266,7 @@ impl Cache {
         }
         stats.record(family, Event::Miss);
 
-        let flight_key = format!("{key}#{}", generation.as_deref().unwrap_or("-"));
+        let flight_key = format!("{key}#{}", scope.tag(generation.as_deref().unwrap_or("-")));
         let flight = self.compute_and_store(family, key, scope, generation, cache_ok, compute);
         let (result, collapsed) = self.inner.flights.run(&flight_key, flight).await;
         match result {
@@ -291,7 +315,7 @@ impl Cache {
             let stats = &this.inner.stats;
             let mut generation = generation;
             let mut cache_ok = cache_ok;
-            if let (Scope::User(user), None, true) = (scope, &generation, cache_ok) {
+            if let (Some(user), None, true) = (scope.user(), &generation, cache_ok) {
                 match this.establish_generation(user).await {
                     Ok(token) => generation = Some(token),
                     Err(err) => {
@@ -311,7 +335,7 @@ impl Cache {
             let entry = Entry {
                 stored_at: now,
                 fresh_until: now + computed.ttl_secs as i64,
-                generation,
+                generation: generation.map(|g| scope.tag(&g)),
                 body: body.clone(),
             };
             let expire = computed.ttl_secs + this.inner.grace_secs;
@@ -336,15 +360,15 @@ impl Cache {
 
     async fn read(
         &self,
-        scope: Scope,
+        scope: &Scope,
         key: &str,
     ) -> Result<(Option<String>, Option<Vec<u8>>), RedisError> {
-        match scope {
-            Scope::Global => Ok((
+        match scope.user() {
+            None => Ok((
                 None,
                 self.inner.redis.query(redis::cmd("GET").arg(key)).await?,
             )),
-            Scope::User(user) => {
+            Some(user) => {
                 let gen_key = self.inner.keys.user_generation(user);
                 self.inner
                     .redis
@@ -427,16 +451,13 @@ impl Cache {
 
     /// Whether the value may be read from Redis: true unless an invalidation of it is still
     /// pending and cannot be delivered now.
-    async fn settle_pending(&self, scope: Scope, key: &str) -> bool {
+    async fn settle_pending(&self, scope: &Scope, key: &str) -> bool {
         let (user_pending, key_pending) = {
             let pending = self.inner.pending.lock().expect("pending lock poisoned");
             if pending.users.is_empty() && pending.keys.is_empty() {
                 return true;
             }
-            let user = match scope {
-                Scope::User(user) => pending.users.contains(&user).then_some(user),
-                Scope::Global => None,
-            };
+            let user = scope.user().filter(|user| pending.users.contains(user));
             (user, pending.keys.contains(key))
         };
         if let Some(user) = user_pending {

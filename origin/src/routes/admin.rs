@@ -37,11 +37,32 @@ async fn refresh_views(
     })))
 }
 
-async fn reload_model(_: Admin) -> AppError {
-    AppError::Unavailable {
-        code: "model_unavailable",
-        message: "no trained model is available to load".into(),
+/// Loads the newest stored model; when it changed, recommendations of the old model stop
+/// being served at once (their cache entries carry its version) and the power users'
+/// recommendations are recomputed in the background.
+async fn reload_model(
+    _: Admin,
+    State(state): State<AppState>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let previous = state.model.get().map(|m| m.version.clone());
+    let (version, changed) = match state.reload_model().await {
+        Ok(outcome) => outcome,
+        Err(_) if !state.db.ping().await => return Err(AppError::database_unavailable()),
+        Err(err) => return Err(err.into()),
+    };
+    let Some(version) = version else {
+        return Err(AppError::Unavailable {
+            code: "model_unavailable",
+            message: "no trained model is stored: run `origin train`".into(),
+        });
+    };
+    if changed {
+        let background = state.clone();
+        tokio::spawn(async move { warm::warm(&background).await });
     }
+    Ok(Json(
+        serde_json::json!({ "version": version, "previous": previous, "changed": changed }),
+    ))
 }
 
 async fn cache_stats(_: Admin, State(state): State<AppState>) -> Json<stats::CacheReport> {

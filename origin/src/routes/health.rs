@@ -35,7 +35,10 @@ async fn ready(State(state): State<AppState>) -> Response {
         .to_owned(),
         postgres: up(postgres),
         redis: up(redis.is_some()),
-        model: "none".to_owned(),
+        model: state
+            .model
+            .get()
+            .map_or_else(|| "none".to_owned(), |m| m.version.clone()),
     };
     let status = if postgres || redis.is_some() {
         StatusCode::OK

@@ -1,0 +1,321 @@
+//! The trained model's life in the origin: training from PostgreSQL's ratings, storing a
+//! versioned model in PostgreSQL (so every instance can load it), loading the newest one, and
+//! swapping it in while requests are served.
+//!
+//! A stored model is the item factors plus the hyper-parameters fold-in needs. Users are never
+//! stored: each user's vector is folded in from their current ratings when needed (and cached
+//! in Redis as `embeddings:{user:42}`), so a rating made after training counts at once.
+
+use crate::db::{Db, UserRating};
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::Array2;
+use recommender::als::{self, AlsParams};
+use recommender::data::{Interactions, Row};
+use recommender::evaluation::{self, Report, Trial};
+use recommender::model::ItemModel;
+use sha2::{Digest, Sha256};
+use sqlx::Row as _;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+/// A model ready to serve.
+pub struct LoadedModel {
+    /// `als-20261125T190000Z-1a2b3c4d`.
+    pub version: String,
+    /// How it was trained.
+    pub params: AlsParams,
+    /// Factors and fold-in.
+    pub model: ItemModel,
+    /// Movie id of each factor row.
+    pub item_ids: Vec<i32>,
+    /// Factor row of each movie id.
+    pub index: HashMap<i32, u32>,
+    /// When it was stored: ratings made later are news to it.
+    pub trained_at: chrono::DateTime<chrono::Utc>,
+    /// Genres of each factor row, as a bit set of genre ids (for `hybrid`).
+    pub item_genres: Vec<u32>,
+}
+
+impl LoadedModel {
+    fn new(
+        version: String,
+        params: AlsParams,
+        item_ids: Vec<i32>,
+        items: Array2<f32>,
+        trained_at: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
+        let index = item_ids
+            .iter()
+            .enumerate()
+            .map(|(row, id)| (*id, row as u32))
+            .collect();
+        let model = ItemModel::new(items, params.regularisation(), params.alpha);
+        LoadedModel {
+            version,
+            model,
+            params,
+            item_ids,
+            index,
+            trained_at,
+            item_genres: Vec::new(),
+        }
+    }
+
+    /// A user's ratings as (factor row, rating), skipping movies the model does not know.
+    pub fn rows(&self, ratings: &[UserRating]) -> Vec<(u32, f32)> {
+        ratings
+            .iter()
+            .filter_map(|r| self.index.get(&r.movie).map(|row| (*row, r.rating)))
+            .collect()
+    }
+
+    /// The ratings made after the model was trained: what the user did since it last learned.
+    pub fn recent_rows(&self, ratings: &[UserRating]) -> Vec<(u32, f32)> {
+        let recent: Vec<UserRating> = ratings
+            .iter()
+            .filter(|r| r.rated_at > self.trained_at)
+            .copied()
+            .collect();
+        self.rows(&recent)
+    }
+
+    /// The user's embedding: their whole history folded in, plus what they rated since
+    /// training folded in on its own, so fresh ratings steer the next recommendations instead
+    /// of being averaged away by a long history. Without recent ratings it is the plain ALS
+    /// user vector (and offline evaluation, which has none, measures exactly that).
+    pub fn embed(&self, all: &[(u32, f32)], recent: &[(u32, f32)]) -> ndarray::Array1<f32> {
+        let mut vector = self.model.fold_in(all);
+        if !recent.is_empty() && recent.len() < all.len() {
+            vector += &self.model.fold_in(recent);
+        }
+        vector
+    }
+}
+
+/// The model being served, swapped atomically on reload. A std `RwLock` around an `Arc`:
+/// readers hold the lock only to clone the `Arc`, so a reload never waits for a scoring run
+/// and a scoring run keeps the model it started with.
+#[derive(Default)]
+pub struct ModelSlot {
+    current: RwLock<Option<Arc<LoadedModel>>>,
+}
+
+impl ModelSlot {
+    /// The model now, if any.
+    pub fn get(&self) -> Option<Arc<LoadedModel>> {
+        self.current.read().expect("model lock poisoned").clone()
+    }
+
+    /// Serves `model` from now on; returns the previous one.
+    pub fn set(&self, model: LoadedModel) -> Option<Arc<LoadedModel>> {
+        self.current
+            .write()
+            .expect("model lock poisoned")
+            .replace(Arc::new(model))
+    }
+}
+
+/// All ratings, by user, with the id ↔ row maps.
+pub struct RatingMatrix {
+    /// Movie id of each item row.
+    pub item_ids: Vec<i32>,
+    /// Per user row: (item row, rating).
+    pub rows: Vec<Row>,
+}
+
+/// Reads every rating from PostgreSQL into per-user rows (ids ordered, so the same data gives
+/// the same matrix).
+pub async fn load_ratings(db: &Db) -> anyhow::Result<RatingMatrix> {
+    let item_ids: Vec<i32> = sqlx::query_scalar("SELECT id FROM movies ORDER BY id")
+        .fetch_all(db.pool())
+        .await
+        .context("reading movies")?;
+    let index: HashMap<i32, u32> = item_ids
+        .iter()
+        .enumerate()
+        .map(|(row, id)| (*id, row as u32))
+        .collect();
+    let ratings =
+        sqlx::query("SELECT user_id, movie_id, rating FROM ratings ORDER BY user_id, movie_id")
+            .fetch_all(db.pool())
+            .await
+            .context("reading ratings")?;
+    let mut rows: Vec<Row> = Vec::new();
+    let mut last_user = None;
+    for rating in ratings {
+        let user: i32 = rating.get(0);
+        if last_user != Some(user) {
+            rows.push(Vec::new());
+            last_user = Some(user);
+        }
+        let movie: i32 = rating.get(1);
+        let value: f32 = rating.get(2);
+        if let (Some(row), Some(item)) = (rows.last_mut(), index.get(&movie)) {
+            row.push((*item, value));
+        }
+    }
+    Ok(RatingMatrix { item_ids, rows })
+}
+
+fn progress(len: u64, template: &str) -> ProgressBar {
+    let bar = if console_is_interactive() {
+        ProgressBar::new(len)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template(template)
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+fn console_is_interactive() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
+}
+
+/// Trains on every rating and stores the model as a new version; returns the version.
+/// Serving is not disturbed: instances keep their model until they reload.
+pub async fn train_and_store(db: &Db, params: AlsParams) -> anyhow::Result<String> {
+    let matrix = load_ratings(db).await?;
+    let n_items = matrix.item_ids.len();
+    anyhow::ensure!(
+        n_items > 0 && !matrix.rows.is_empty(),
+        "no ratings to train on: run `origin import` first"
+    );
+    let data = Interactions::from_user_rows(n_items, matrix.rows);
+    tracing::info!(
+        users = data.n_users,
+        movies = n_items,
+        ratings = data.len(),
+        ?params,
+        "training"
+    );
+    let bar = progress(
+        params.epochs as u64,
+        "training {bar:30} epoch {pos}/{len}  loss {msg}  {elapsed}",
+    );
+    let (factors, last_loss) = tokio::task::spawn_blocking({
+        let bar = bar.clone();
+        move || {
+            let mut last_loss = f64::NAN;
+            let factors = als::train(&data, &params, |epoch, loss| {
+                last_loss = loss;
+                bar.set_position(epoch as u64);
+                bar.set_message(format!("{loss:.5}"));
+                if bar.is_hidden() {
+                    eprintln!("epoch {epoch}/{}: loss {loss:.5}", params.epochs);
+                }
+            });
+            (factors, last_loss)
+        }
+    })
+    .await
+    .context("training task")?;
+    bar.finish();
+    let items = factors.items;
+    let bytes: Vec<u8> = items.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let digest = hex::encode(&Sha256::digest(&bytes)[..4]);
+    let version = format!(
+        "als-{}-{digest}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+    );
+    sqlx::query(
+        "INSERT INTO models (version, algorithm, params, factors, item_ids, item_factors, final_loss) \
+         VALUES ($1, 'implicit-als', $2, $3, $4, $5, $6)",
+    )
+    .bind(&version)
+    .bind(sqlx::types::Json(&params))
+    .bind(params.factors as i32)
+    .bind(&matrix.item_ids)
+    .bind(&bytes)
+    .bind(last_loss.is_finite().then_some(last_loss))
+    .execute(db.pool())
+    .await
+    .context("storing the model")?;
+    Ok(version)
+}
+
+/// The newest stored model, if any.
+pub async fn load_newest(db: &Db) -> anyhow::Result<Option<LoadedModel>> {
+    let Some(row) = sqlx::query(
+        "SELECT version, params, factors, item_ids, item_factors, created_at FROM models \
+         ORDER BY created_at DESC, version DESC LIMIT 1",
+    )
+    .fetch_optional(db.pool())
+    .await
+    .context("reading the newest model")?
+    else {
+        return Ok(None);
+    };
+    let version: String = row.get(0);
+    let params: sqlx::types::Json<AlsParams> = row.get(1);
+    let factors = row.get::<i32, _>(2) as usize;
+    let item_ids: Vec<i32> = row.get(3);
+    let bytes: Vec<u8> = row.get(4);
+    let trained_at: chrono::DateTime<chrono::Utc> = row.get(5);
+    anyhow::ensure!(
+        bytes.len() == item_ids.len() * factors * 4,
+        "model {version} is corrupt: wrong factor size"
+    );
+    let values: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let items = Array2::from_shape_vec((item_ids.len(), factors), values).context("model shape")?;
+    let mut loaded = LoadedModel::new(version, params.0, item_ids, items, trained_at);
+    let pairs = sqlx::query("SELECT movie_id, genre_id FROM movie_genres")
+        .fetch_all(db.pool())
+        .await
+        .context("reading movie genres")?;
+    loaded.item_genres = vec![0; loaded.item_ids.len()];
+    for pair in pairs {
+        let (movie, genre): (i32, i16) = (pair.get(0), pair.get(1));
+        if let (Some(row), true) = (loaded.index.get(&movie), (0..32).contains(&genre)) {
+            loaded.item_genres[*row as usize] |= 1 << genre;
+        }
+    }
+    Ok(Some(loaded))
+}
+
+/// Runs the evaluation protocol on every rating in PostgreSQL, showing progress over the grid.
+pub async fn evaluate(db: &Db, epochs: usize, seed: u64) -> anyhow::Result<Report> {
+    let matrix = load_ratings(db).await?;
+    anyhow::ensure!(
+        !matrix.rows.is_empty(),
+        "no ratings to evaluate on: run `origin import` first"
+    );
+    let grid = evaluation::default_grid(epochs, seed);
+    let bar = progress(
+        grid.len() as u64 + 1,
+        "evaluating {bar:30} {pos}/{len} candidates  {msg}  {elapsed}",
+    );
+    let report = tokio::task::spawn_blocking({
+        let bar = bar.clone();
+        move || {
+            evaluation::run(
+                &matrix.rows,
+                matrix.item_ids.len(),
+                &grid,
+                seed,
+                |trial: &Trial| {
+                    bar.inc(1);
+                    bar.set_message(format!(
+                        "factors {} reg {} alpha {}: ndcg@10 {:.4}",
+                        trial.params.factors,
+                        trial.params.reg,
+                        trial.params.alpha,
+                        trial.validation.ndcg
+                    ));
+                },
+            )
+        }
+    })
+    .await
+    .context("evaluation task")?;
+    bar.finish_and_clear();
+    Ok(report)
+}
