@@ -3,6 +3,7 @@
 
 mod catalog;
 mod degraded;
+mod edge;
 mod errors;
 mod ops;
 mod recommender;

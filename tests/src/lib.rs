@@ -6,6 +6,8 @@
 //! TEMPLATE`), and its own cache namespace, so tests run in parallel without seeing each
 //! other. `TEST_REDIS_MODE=cluster` runs the same tests against the Redis Cluster.
 
+pub mod edge;
+
 use origin::settings::{DatabaseSettings, RedisMode, Settings};
 use origin::startup::Application;
 use origin::state::AppState;

@@ -1,0 +1,85 @@
+//! The edge: a Cloudflare Worker in front of the origin.
+//!
+//! Public, cacheable GETs (`/movies/{id}`, `/movies/popular`, `/genres`,
+//! `/genres/{genre}/top`) are served from the Workers Cache API with HTTP cache semantics;
+//! everything else (personal data, writes) is forwarded to the origin untouched. Every decision
+//! (which key, fresh or stale, storable or not, 304 or not) is made by pure functions of
+//! `shared`, unit tested natively; this crate is only the glue to the Workers runtime:
+//!
+//! - [`serve`]: the cached routes: hit, stale-while-revalidate, stale-if-error, miss;
+//! - [`store`]: the Cache API, with the metadata the Cache API itself would not keep;
+//! - [`origin`]: requests to the origin, with a deadline;
+//! - [`reply`]: building responses (JSON errors, 304s, `Cache-Status`);
+//! - [`purge`]: the authenticated purge endpoint.
+//!
+//! Configuration comes from the worker's environment: `ORIGIN_URL` and `ORIGIN_TIMEOUT_MS`
+//! (`[vars]` in `wrangler.toml`) and the secret `PURGE_SECRET`.
+
+mod origin;
+mod purge;
+mod reply;
+mod serve;
+mod store;
+
+use shared::cache_status::{CacheStatus, Forward};
+use shared::edge_key::{EdgeReject, EdgeRoute};
+use worker::{Context, Env, Method, Request, Response, Result, event};
+
+/// This cache's name in `Cache-Status`.
+pub(crate) const CACHE_NAME: &str = "edge";
+/// The path of the purge endpoint (outside the origin's API).
+const PURGE_PATH: &str = "/__edge/purge";
+
+/// Settings read from the environment on every request (they are tiny).
+pub(crate) struct Config {
+    /// Where the origin is, without a trailing slash.
+    pub origin_url: String,
+    /// How long to wait for the origin, in milliseconds.
+    pub origin_timeout_ms: u64,
+}
+
+impl Config {
+    fn from_env(env: &Env) -> Config {
+        let origin_url = env
+            .var("ORIGIN_URL")
+            .map(|v| v.to_string())
+            .unwrap_or_else(|_| "http://127.0.0.1:8080".to_owned())
+            .trim_end_matches('/')
+            .to_owned();
+        let origin_timeout_ms = env
+            .var("ORIGIN_TIMEOUT_MS")
+            .ok()
+            .and_then(|v| v.to_string().parse().ok())
+            .unwrap_or(5_000);
+        Config {
+            origin_url,
+            origin_timeout_ms,
+        }
+    }
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    let config = Config::from_env(&env);
+    let url = req.url()?;
+    if url.path() == PURGE_PATH {
+        return purge::handle(req, &env).await;
+    }
+    if req.method() != Method::Get {
+        return origin::pass_through(req, &config, Forward::Method).await;
+    }
+    match EdgeRoute::parse(url.path(), url.query()) {
+        Ok(route) => serve::cached(req, route, config, ctx).await,
+        // Invalid ids and limits: the origin's answer, without asking it.
+        Err(EdgeReject::Invalid(err)) => reply::error(
+            400,
+            err.code(),
+            &err.to_string(),
+            CacheStatus {
+                detail: Some("rejected"),
+                ..CacheStatus::new(CACHE_NAME)
+            },
+        ),
+        Err(EdgeReject::NotCacheable) => origin::pass_through(req, &config, Forward::Bypass).await,
+    }
+}

@@ -1,0 +1,130 @@
+//! Requests to the origin: fetches for the cache (with a deadline, optionally conditional) and
+//! untouched pass-through of personal and write requests.
+
+use crate::reply::{self, Served};
+use crate::{CACHE_NAME, Config};
+use futures::future::{Either, select};
+use shared::cache_status::{CacheStatus, Forward};
+use std::time::Duration;
+use worker::{
+    AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, Response, Result,
+};
+
+/// Why the origin gave no response.
+#[derive(Debug)]
+pub enum Failure {
+    /// No answer within `ORIGIN_TIMEOUT_MS`.
+    Timeout,
+    /// Refused, reset, DNS: the detail says.
+    Unreachable(String),
+}
+
+impl Failure {
+    /// The JSON 502/504 for a client with nothing stored to fall back on.
+    pub fn respond(&self) -> Result<Response> {
+        match self {
+            Failure::Timeout => reply::origin_failed(true, "timeout"),
+            Failure::Unreachable(detail) => reply::origin_failed(false, detail),
+        }
+    }
+}
+
+async fn send(request: Request, config: &Config) -> std::result::Result<Response, Failure> {
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let fetch = Fetch::Request(request);
+    let response = Box::pin(fetch.send_with_signal(&signal));
+    let deadline = Box::pin(Delay::from(Duration::from_millis(config.origin_timeout_ms)));
+    match select(response, deadline).await {
+        Either::Left((Ok(response), _)) => Ok(response),
+        Either::Left((Err(err), _)) => Err(Failure::Unreachable(err.to_string())),
+        Either::Right(_) => {
+            controller.abort();
+            Err(Failure::Timeout)
+        }
+    }
+}
+
+async fn buffer(mut response: Response) -> Result<Served> {
+    let headers = response.headers().entries().collect();
+    let body = response.bytes().await?;
+    Ok(Served {
+        status: response.status_code(),
+        headers,
+        body,
+    })
+}
+
+/// `GET {ORIGIN_URL}{path_and_query}` for the cache; with `if_none_match`, a conditional
+/// request (revalidation).
+pub async fn get(
+    config: &Config,
+    path_and_query: &str,
+    if_none_match: Option<&str>,
+) -> std::result::Result<Served, Failure> {
+    let headers = Headers::new();
+    let _ = headers.set("accept", "application/json");
+    if let Some(etag) = if_none_match {
+        let _ = headers.set("if-none-match", etag);
+    }
+    let mut init = RequestInit::new();
+    init.with_method(Method::Get).with_headers(headers);
+    let url = format!("{}{path_and_query}", config.origin_url);
+    let request =
+        Request::new_with_init(&url, &init).map_err(|e| Failure::Unreachable(e.to_string()))?;
+    let response = send(request, config).await?;
+    buffer(response)
+        .await
+        .map_err(|e| Failure::Unreachable(e.to_string()))
+}
+
+/// Forwards a request as it is (method, headers with `Authorization`, body) and returns the
+/// origin's answer as it is, with the edge's `Cache-Status` entry in front. Never stored.
+pub async fn pass_through(mut req: Request, config: &Config, fwd: Forward) -> Result<Response> {
+    let url = req.url()?;
+    let target = match url.query() {
+        Some(query) => format!("{}{}?{query}", config.origin_url, url.path()),
+        None => format!("{}{}", config.origin_url, url.path()),
+    };
+    let method = req.method();
+    let headers = Headers::new();
+    for (name, value) in req.headers().entries() {
+        if name != "host" {
+            headers.append(&name, &value)?;
+        }
+    }
+    let mut init = RequestInit::new();
+    init.with_method(method.clone()).with_headers(headers);
+    if method != Method::Get && method != Method::Head {
+        let body = req.bytes().await?;
+        if !body.is_empty() {
+            init.with_body(Some(
+                worker::js_sys::Uint8Array::from(body.as_slice()).into(),
+            ));
+        }
+    }
+    let request = Request::new_with_init(&target, &init)?;
+    match send(request, config).await {
+        Ok(response) => {
+            let served = buffer(response).await?;
+            let status = served.status;
+            let headers = Headers::new();
+            for (name, value) in &served.headers {
+                if name != "cache-status" && name != "content-length" {
+                    headers.append(name, value)?;
+                }
+            }
+            headers.set(
+                "cache-status",
+                &CacheStatus::bypass(CACHE_NAME, fwd).prepend_to(served.header("cache-status")),
+            )?;
+            let response = if served.body.is_empty() {
+                Response::empty()?
+            } else {
+                Response::from_bytes(served.body)?
+            };
+            Ok(response.with_status(status).with_headers(headers))
+        }
+        Err(failure) => failure.respond(),
+    }
+}

@@ -1,0 +1,117 @@
+//! Building responses: JSON errors in the origin's shape, served copies with `Age` and
+//! `Cache-Status`, and 304s for matching `If-None-Match`.
+
+use crate::CACHE_NAME;
+use shared::cache_status::CacheStatus;
+use shared::dto::ErrorBody;
+use worker::{Headers, Response, Result};
+
+/// A JSON error `{"error": {"code", "message"}}`, never stored.
+pub fn error(
+    status: u16,
+    code: &str,
+    message: &str,
+    cache_status: CacheStatus,
+) -> Result<Response> {
+    let headers = Headers::new();
+    headers.set("content-type", "application/json")?;
+    headers.set("cache-control", shared::cache_control::NO_STORE)?;
+    headers.set("cache-status", &cache_status.to_string())?;
+    let body = serde_json::to_vec(&ErrorBody::new(code, message))
+        .map_err(|e| worker::Error::RustError(e.to_string()))?;
+    Ok(Response::from_bytes(body)?
+        .with_status(status)
+        .with_headers(headers))
+}
+
+/// 502 when the origin refused or failed, 504 when it did not answer in time.
+pub fn origin_failed(timed_out: bool, detail: &str) -> Result<Response> {
+    let status = CacheStatus {
+        detail: Some("origin-unavailable"),
+        ..CacheStatus::miss(CACHE_NAME, false)
+    };
+    if timed_out {
+        error(
+            504,
+            "origin_timeout",
+            &format!(
+                "the origin did not answer in time and no stored copy can be served ({detail})"
+            ),
+            status,
+        )
+    } else {
+        error(
+            502,
+            "origin_unavailable",
+            &format!("the origin could not be reached and no stored copy can be served ({detail})"),
+            status,
+        )
+    }
+}
+
+/// A body and headers as the client receives them: `Cache-Status` with the edge's entry in
+/// front, `Age` when served from the cache, and a 304 instead of the body when the client's
+/// `If-None-Match` matches.
+#[derive(Debug, Clone)]
+pub struct Served {
+    /// Status code of the full response.
+    pub status: u16,
+    /// Header fields (without the edge's internal ones).
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Served {
+    /// The value of a header field.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The response to the client.
+    pub fn respond(
+        self,
+        edge: CacheStatus,
+        age: Option<u64>,
+        if_none_match: Option<&str>,
+    ) -> Result<Response> {
+        let headers = Headers::new();
+        for (name, value) in &self.headers {
+            let lower = name.to_ascii_lowercase();
+            if lower == "cache-status" || lower == "age" || lower == "content-length" {
+                continue;
+            }
+            headers.append(name, value)?;
+        }
+        headers.set(
+            "cache-status",
+            &edge.prepend_to(self.header("cache-status")),
+        )?;
+        if let Some(age) = age {
+            headers.set("age", &age.to_string())?;
+        }
+        if self.status == 200
+            && shared::revalidation::serve_not_modified(if_none_match, self.header("etag"))
+        {
+            // The fields a 304 must carry (RFC 9110 15.4.5, quoted in `shared::revalidation`).
+            let not_modified = Headers::new();
+            for (name, value) in headers.entries() {
+                if shared::revalidation::NOT_MODIFIED_FIELDS.contains(&name.as_str())
+                    || name == "cache-status"
+                    || name == "age"
+                {
+                    not_modified.set(&name, &value)?;
+                }
+            }
+            return Ok(Response::empty()?
+                .with_status(304)
+                .with_headers(not_modified));
+        }
+        Ok(Response::from_bytes(self.body)?
+            .with_status(self.status)
+            .with_headers(headers))
+    }
+}

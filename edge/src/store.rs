@@ -1,0 +1,111 @@
+//! The Workers Cache API, with what it does not keep for us.
+//!
+//! The Cache API drops an entry when its `Cache-Control` lifetime ends and knows nothing of
+//! `stale-while-revalidate` or `stale-if-error`. So an entry is stored with a lifetime long
+//! enough for its stale windows too, and the facts `shared::freshness` needs travel in
+//! internal header fields: when it was stored, its `Age` then, and the origin's own
+//! `Cache-Control`. They are removed again before anything reaches a client.
+
+use crate::reply::Served;
+use shared::directives::CacheDirectives;
+use shared::freshness::StoredResponse;
+use worker::{Cache, Headers, Response, Result, Url};
+
+const STORED_AT: &str = "x-edge-stored-at";
+const AGE_AT_STORE: &str = "x-edge-age-at-store";
+const ORIGIN_CACHE_CONTROL: &str = "x-edge-cache-control";
+
+/// A stored response and its metadata.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// What is served from it (the origin's headers, restored).
+    pub served: Served,
+    /// Age and freshness.
+    pub meta: StoredResponse,
+}
+
+/// The Cache API key of a normalised path: the request's scheme and host, then the path, so
+/// environments sharing a cache never share entries.
+pub fn key_url(request: &Url, path_and_query: &str) -> String {
+    let host = request.host_str().unwrap_or("edge");
+    match request.port() {
+        Some(port) => format!("{}://{host}:{port}{path_and_query}", request.scheme()),
+        None => format!("{}://{host}{path_and_query}", request.scheme()),
+    }
+}
+
+/// The stored copy, if the Cache API still holds one.
+pub async fn get(key: &str) -> Result<Option<Stored>> {
+    let Some(mut response) = Cache::default().get(key, false).await? else {
+        return Ok(None);
+    };
+    let mut stored_at = None;
+    let mut age_at_store = None;
+    let mut origin_cache_control = None;
+    let mut headers = Vec::new();
+    for (name, value) in response.headers().entries() {
+        match name.as_str() {
+            STORED_AT => stored_at = value.parse::<u64>().ok(),
+            AGE_AT_STORE => age_at_store = Some(value),
+            ORIGIN_CACHE_CONTROL => origin_cache_control = Some(value),
+            "cache-control" | "age" | "content-length" | "cf-cache-status" => {}
+            _ => headers.push((name, value)),
+        }
+    }
+    // An entry without our metadata is not ours to interpret: treat it as absent.
+    let (Some(stored_at), Some(cache_control)) = (stored_at, origin_cache_control) else {
+        return Ok(None);
+    };
+    headers.push(("cache-control".to_owned(), cache_control.clone()));
+    let body = response.bytes().await?;
+    Ok(Some(Stored {
+        served: Served {
+            status: response.status_code(),
+            headers,
+            body,
+        },
+        meta: StoredResponse::new(stored_at, age_at_store.as_deref(), Some(&cache_control)),
+    }))
+}
+
+/// Stores `served` (received at `stored_at` with `Age: age`) under `key`.
+pub async fn put(key: &str, served: &Served, stored_at: u64, age: Option<&str>) -> Result<()> {
+    let cache_control = served
+        .header("cache-control")
+        .unwrap_or_default()
+        .to_owned();
+    let directives = CacheDirectives::parse(&cache_control);
+    let lifetime = directives.freshness_lifetime_shared().unwrap_or(0) as u64;
+    let windows = directives
+        .stale_while_revalidate_secs()
+        .max(directives.stale_if_error_secs()) as u64;
+    let headers = Headers::new();
+    for (name, value) in &served.headers {
+        let lower = name.to_ascii_lowercase();
+        if !matches!(
+            lower.as_str(),
+            "cache-control" | "age" | "content-length" | "set-cookie" | "connection"
+        ) {
+            headers.append(name, value)?;
+        }
+    }
+    headers.set(
+        "cache-control",
+        &format!("public, max-age={}", (lifetime + windows).max(1)),
+    )?;
+    headers.set(STORED_AT, &stored_at.to_string())?;
+    headers.set(AGE_AT_STORE, age.unwrap_or("0"))?;
+    headers.set(ORIGIN_CACHE_CONTROL, &cache_control)?;
+    let response = Response::from_bytes(served.body.clone())?
+        .with_status(served.status)
+        .with_headers(headers);
+    Cache::default().put(key, response).await
+}
+
+/// Removes `key`; whether something was there.
+pub async fn delete(key: &str) -> Result<bool> {
+    Ok(matches!(
+        Cache::default().delete(key, false).await?,
+        worker::CacheDeletionOutcome::Success
+    ))
+}

@@ -1,0 +1,365 @@
+//! The edge worker in real workerd (`wrangler dev`) in front of the real origin, or of a
+//! scripted origin where a test needs one-second lifetimes, failures or hangs.
+
+use serde_json::{Value, json};
+use shared::cache_key::Family;
+use std::time::Duration;
+use tests::edge::{EdgeServer, FakeOrigin, PURGE_SECRET};
+use tests::{TestApp, cache_status};
+
+/// Requests the origin answered for a family (its own cache counts every lookup).
+fn origin_lookups(app: &TestApp, family: Family) -> u64 {
+    let s = app.state.cache.stats().snapshot(family);
+    s.hits + s.misses + s.stale
+}
+
+async fn get(client: &reqwest::Client, url: String) -> reqwest::Response {
+    client.get(url).send().await.expect("request to the edge")
+}
+
+#[tokio::test]
+async fn the_edge_serves_public_routes_from_its_cache() {
+    let app = TestApp::spawn().await;
+    let edge = EdgeServer::start(&format!("http://{}", app.addr)).await;
+    let client = reqwest::Client::new();
+
+    // MISS, then HIT with no second origin request.
+    let first = get(&client, format!("{}/movies/1", edge.url)).await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(
+        cache_status(&first),
+        "edge; fwd=miss; stored, origin; fwd=miss; stored"
+    );
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+    let body: Value = first.json().await.unwrap();
+    assert_eq!(body["title"], "Toy Story");
+    let second = get(&client, format!("{}/movies/1", edge.url)).await;
+    let status = cache_status(&second);
+    assert!(
+        status.starts_with("edge; hit; ttl=") && status.ends_with(", origin; fwd=miss; stored"),
+        "{status}"
+    );
+    assert!(second.headers().contains_key("age"));
+    assert_eq!(second.headers()["etag"].to_str().unwrap(), etag);
+    assert!(
+        second.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("s-maxage=86400"),
+        "the origin's Cache-Control"
+    );
+    assert!(
+        second.headers().get("x-edge-stored-at").is_none(),
+        "internal fields never leave the edge"
+    );
+    assert_eq!(
+        origin_lookups(&app, Family::Metadata),
+        1,
+        "exactly one origin request"
+    );
+
+    // If-None-Match from the client: 304 from the edge.
+    let not_modified = client
+        .get(format!("{}/movies/1", edge.url))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_modified.status(), 304);
+    assert_eq!(not_modified.headers()["etag"].to_str().unwrap(), etag);
+    assert!(not_modified.bytes().await.unwrap().is_empty());
+    assert_eq!(origin_lookups(&app, Family::Metadata), 1);
+
+    // Keys are normalised: unknown parameters and their order do not split the cache.
+    let a = get(
+        &client,
+        format!("{}/movies/popular?utm_source=x&limit=5", edge.url),
+    )
+    .await;
+    assert!(cache_status(&a).starts_with("edge; fwd=miss; stored"));
+    let list: Value = a.json().await.unwrap();
+    assert_eq!(list["movies"].as_array().unwrap().len(), 5);
+    let b = get(
+        &client,
+        format!("{}/movies/popular?limit=5&fbclid=1&utm_source=y", edge.url),
+    )
+    .await;
+    assert!(
+        cache_status(&b).starts_with("edge; hit"),
+        "{}",
+        cache_status(&b)
+    );
+    get(&client, format!("{}/movies/popular", edge.url)).await;
+    let default = get(&client, format!("{}/movies/popular?limit=20&x=1", edge.url)).await;
+    assert!(
+        cache_status(&default).starts_with("edge; hit"),
+        "the default limit is filled in"
+    );
+    assert!(
+        cache_status(&get(&client, format!("{}/genres/Sci-Fi/top?limit=3", edge.url)).await)
+            .starts_with("edge; fwd=miss")
+    );
+    assert!(
+        cache_status(&get(&client, format!("{}/genres/sci-fi/top?limit=3", edge.url)).await)
+            .starts_with("edge; hit")
+    );
+    assert!(
+        cache_status(&get(&client, format!("{}/genres", edge.url)).await)
+            .starts_with("edge; fwd=miss")
+    );
+    assert!(
+        cache_status(&get(&client, format!("{}/genres?lang=fr", edge.url)).await)
+            .starts_with("edge; hit")
+    );
+
+    // Invalid input is refused at the edge, in the origin's error shape, without asking it.
+    let before = origin_lookups(&app, Family::Metadata) + origin_lookups(&app, Family::Popular);
+    for (path, code) in [
+        ("/movies/abc", "invalid_id"),
+        ("/movies/0", "invalid_id"),
+        ("/movies/popular?limit=500", "invalid_limit"),
+    ] {
+        let response = get(&client, format!("{}{path}", edge.url)).await;
+        assert_eq!(response.status(), 400, "{path}");
+        assert!(
+            !cache_status(&response).contains("origin"),
+            "no origin round trip: {}",
+            cache_status(&response)
+        );
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code);
+        let direct: Value = app.get(path).await.json().await.unwrap();
+        assert_eq!(body, direct, "the same error as the origin's");
+    }
+    assert_eq!(
+        origin_lookups(&app, Family::Metadata) + origin_lookups(&app, Family::Popular),
+        before
+    );
+
+    // An unknown movie: the origin's 404 passes through and is not stored.
+    for _ in 0..2 {
+        let missing = get(&client, format!("{}/movies/99999", edge.url)).await;
+        assert_eq!(missing.status(), 404);
+        assert!(
+            cache_status(&missing).starts_with("edge; fwd=miss; detail=status"),
+            "{}",
+            cache_status(&missing)
+        );
+    }
+
+    // Personal and write requests go through untouched, Authorization included, never stored.
+    let token = app.user_token(1);
+    for _ in 0..2 {
+        let recs = client
+            .get(format!("{}/users/1/recommendations?n=3", edge.url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(recs.status(), 200);
+        let status = cache_status(&recs);
+        assert!(status.starts_with("edge; fwd=bypass, origin; "), "{status}");
+        assert_eq!(recs.headers()["cache-control"], "private, no-cache");
+        let body: Value = recs.json().await.unwrap();
+        assert_eq!(body["items"].as_array().unwrap().len(), 3);
+    }
+    let anonymous = get(&client, format!("{}/users/1/recommendations", edge.url)).await;
+    assert_eq!(
+        anonymous.status(),
+        401,
+        "without a token the origin refuses, even after a cached 200"
+    );
+    let rating = client
+        .post(format!("{}/users/1/ratings", edge.url))
+        .bearer_auth(&token)
+        .json(&json!({"movie_id": 1682, "rating": 4.5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rating.status(), 201);
+    assert!(cache_status(&rating).starts_with("edge; fwd=method, origin; fwd=method"));
+    let receipt: Value = rating.json().await.unwrap();
+    assert_eq!(receipt["rating"], 4.5);
+
+    // Purge: needs the secret; removes the entry.
+    let purge = |secret: Option<&str>| {
+        let mut request = client
+            .post(format!("{}/__edge/purge", edge.url))
+            .json(&json!({"paths": ["/movies/1", "/movies/2"]}));
+        if let Some(secret) = secret {
+            request = request.bearer_auth(secret);
+        }
+        request.send()
+    };
+    let refused = purge(None).await.unwrap();
+    assert_eq!(refused.status(), 401);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+    assert_eq!(purge(Some("wrong-secret")).await.unwrap().status(), 401);
+    assert!(
+        cache_status(&get(&client, format!("{}/movies/1", edge.url)).await)
+            .starts_with("edge; hit"),
+        "still stored"
+    );
+    let lookups = origin_lookups(&app, Family::Metadata);
+    let purged = purge(Some(PURGE_SECRET)).await.unwrap();
+    assert_eq!(purged.status(), 200);
+    let receipt: Value = purged.json().await.unwrap();
+    assert_eq!(
+        receipt["purged"],
+        json!(["/movies/1"]),
+        "only what was stored"
+    );
+    let after = get(&client, format!("{}/movies/1", edge.url)).await;
+    assert!(
+        cache_status(&after).starts_with("edge; fwd=miss; stored"),
+        "{}",
+        cache_status(&after)
+    );
+    assert_eq!(origin_lookups(&app, Family::Metadata), lookups + 1);
+}
+
+const SWR: &str = "public, max-age=0, s-maxage=1, stale-while-revalidate=60";
+
+#[tokio::test]
+async fn stale_while_revalidate_serves_at_once_and_refreshes_in_the_background() {
+    let origin = FakeOrigin::start().await;
+    origin.route("/movies/1", 200, SWR, false);
+    origin.route("/movies/2", 200, SWR, false);
+    let edge = EdgeServer::start(&origin.url).await;
+    let client = reqwest::Client::new();
+    let body = |r: reqwest::Response| async move {
+        r.json::<Value>().await.unwrap()["version"]
+            .as_u64()
+            .unwrap()
+    };
+
+    // A changed resource: stale v1 at once, then v2 once the background refresh stored it.
+    assert!(
+        cache_status(&get(&client, format!("{}/movies/1", edge.url)).await)
+            .starts_with("edge; fwd=miss; stored")
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    origin.set_version(2);
+    let stale = get(&client, format!("{}/movies/1", edge.url)).await;
+    let status = cache_status(&stale);
+    assert!(
+        status.starts_with("edge; hit; ttl=-") && status.contains("detail=stale-while-revalidate"),
+        "{status}"
+    );
+    assert_eq!(body(stale).await, 1, "the stale copy, at once");
+    let mut refreshed = None;
+    for _ in 0..50 {
+        let response = get(&client, format!("{}/movies/1", edge.url)).await;
+        if cache_status(&response).starts_with("edge; hit; ttl=")
+            && !cache_status(&response).contains("stale")
+        {
+            refreshed = Some(body(response).await);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(refreshed, Some(2), "the refreshed copy afterwards");
+    let conditional = origin
+        .seen()
+        .into_iter()
+        .filter(|(p, inm)| p == "/movies/1" && inm.is_some())
+        .collect::<Vec<_>>();
+    assert_eq!(
+        conditional
+            .first()
+            .and_then(|(_, inm)| inm.clone())
+            .as_deref(),
+        Some("\"v1\""),
+        "revalidated with the stored ETag"
+    );
+
+    // An unchanged resource: the origin's 304 refreshes the stored copy.
+    get(&client, format!("{}/movies/2", edge.url)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let stale = get(&client, format!("{}/movies/2", edge.url)).await;
+    assert!(cache_status(&stale).contains("stale-while-revalidate"));
+    let mut fresh_again = false;
+    for _ in 0..50 {
+        let response = get(&client, format!("{}/movies/2", edge.url)).await;
+        let status = cache_status(&response);
+        if status.starts_with("edge; hit; ttl=") && !status.contains("stale") {
+            assert_eq!(
+                status, "edge; hit; ttl=1, origin; hit",
+                "headers refreshed from the 304"
+            );
+            assert_eq!(body(response).await, 2);
+            fresh_again = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(fresh_again, "a 304 makes the stored copy fresh again");
+    assert_eq!(
+        origin
+            .seen()
+            .iter()
+            .filter(|(p, _)| p == "/movies/2")
+            .count(),
+        2,
+        "one fetch, one revalidation"
+    );
+}
+
+#[tokio::test]
+async fn stale_if_error_when_the_origin_fails_and_json_errors_without_a_copy() {
+    let origin = FakeOrigin::start().await;
+    let sie = "public, s-maxage=1, stale-if-error=60";
+    origin.route("/movies/1", 200, sie, false);
+    origin.route("/movies/3", 500, "no-store", false);
+    origin.route("/genres", 200, "private, max-age=60", false);
+    origin.route("/movies/popular?limit=20", 200, "public, s-maxage=60", true);
+    let edge = EdgeServer::start(&origin.url).await;
+    let client = reqwest::Client::new();
+
+    // Errors, private responses and responses with Set-Cookie are never stored.
+    for path in ["/movies/3", "/genres", "/movies/popular"] {
+        for _ in 0..2 {
+            let response = get(&client, format!("{}{path}", edge.url)).await;
+            assert!(
+                cache_status(&response).starts_with("edge; fwd=miss; detail="),
+                "{path}: {}",
+                cache_status(&response)
+            );
+        }
+        let fetched = origin
+            .seen()
+            .iter()
+            .filter(|(p, _)| p.starts_with(path))
+            .count();
+        assert_eq!(fetched, 2, "{path} was fetched every time");
+    }
+
+    get(&client, format!("{}/movies/1", edge.url)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    origin.stop();
+    let stale = get(&client, format!("{}/movies/1", edge.url)).await;
+    assert_eq!(stale.status(), 200);
+    let status = cache_status(&stale);
+    assert!(
+        status.starts_with("edge; hit; ttl=-") && status.contains("detail=stale-if-error"),
+        "{status}"
+    );
+    let body: Value = stale.json().await.unwrap();
+    assert_eq!(body["version"], 1);
+
+    // Nothing stored and the origin refuses: a JSON 502.
+    let refused = get(&client, format!("{}/movies/2", edge.url)).await;
+    assert_eq!(refused.status(), 502);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "origin_unavailable");
+
+    // Nothing stored and the origin hangs: a JSON 504 after ORIGIN_TIMEOUT_MS.
+    let hanging = FakeOrigin::start().await;
+    hanging.hang();
+    let edge = EdgeServer::start(&hanging.url).await;
+    let timed_out = get(&client, format!("{}/movies/5", edge.url)).await;
+    assert_eq!(timed_out.status(), 504);
+    let body: Value = timed_out.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "origin_timeout");
+}
