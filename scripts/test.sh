@@ -7,7 +7,9 @@
 # database that each test copies (with a model trained on it), then runs:
 #   1. unit tests of every crate and the end-to-end tests against the single Redis;
 #   2. the end-to-end tests again against the Redis Cluster;
-#   3. a wasm32 build of `shared` (the edge compiles it).
+#   3. a wasm32 build of `shared`, and `wrangler deploy --dry-run` of the edge worker.
+# The edge worker is built (scripts/build-edge.sh, installing its toolchain when missing) and
+# the end-to-end tests run it in workerd through `wrangler dev`.
 # Services it started are stopped again at the end; services that were already running
 # (a developer's `scripts/up.sh`) are left running.
 set -euo pipefail
@@ -47,7 +49,8 @@ scripts/fetch-data.sh
 rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 
 echo "== build"
-cargo build --locked --workspace --all-targets
+cargo build --locked --workspace --exclude edge --all-targets
+scripts/build-edge.sh
 
 echo "== test data"
 if [[ -z $(psql_admin -c "SELECT 1 FROM pg_database WHERE datname = '$TEMPLATE_DB'") ]]; then
@@ -66,9 +69,14 @@ else
 fi
 
 echo "== unit and end-to-end tests (single Redis)"
-TEST_REDIS_MODE=single run_tests --workspace
+TEST_REDIS_MODE=single run_tests --workspace --exclude edge
 echo "== end-to-end tests (Redis Cluster)"
 TEST_REDIS_MODE=cluster run_tests -p tests
-echo "== shared builds for wasm32"
+echo "== shared builds for wasm32; the worker bundles for deployment"
 cargo build --locked -p shared --target wasm32-unknown-unknown
+eval "$(scripts/edge-toolchain.sh --env)"
+deploy_dir=$(mktemp -d)
+node_modules/.bin/wrangler deploy --dry-run --outdir "$deploy_dir" 2>&1 | grep -E "Total Upload" || true
+test -s "$deploy_dir/index.js" || { echo "wrangler deploy --dry-run produced no bundle"; exit 1; }
+rm -rf "$deploy_dir"
 echo "== all tests passed"

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Brings the whole system up on this machine (the README's first command):
 # PostgreSQL, Redis and a Redis Cluster on loopback (scripts/services.sh), MovieLens 100K
-# fetched and imported, the origin built (release) and started in the background on
-# 127.0.0.1:8080. Prints the URLs and a token to try them with. Idempotent: a second run
-# restarts the origin with the latest build. Stop everything with scripts/down.sh.
+# fetched and imported, a model trained (once), the origin built (release) and started in the
+# background on 127.0.0.1:8080, and the edge worker built and started in workerd
+# (`wrangler dev`) on 127.0.0.1:8787 in front of it. Prints the URLs and tokens to try them
+# with. Idempotent: a second run restarts both with the latest build. Stop: scripts/down.sh.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -20,38 +21,66 @@ cargo build --locked --release -p origin
 
 echo "== importing MovieLens 100K"
 target/release/origin import
+if [[ $(psql "${DATABASE_URL:-postgres://origin@127.0.0.1:${PG_PORT:-54329}/movies}" -qAt -c "SELECT count(*) FROM models") == 0 ]]; then
+  echo "== training the recommender"
+  target/release/origin train >/dev/null
+fi
 
+echo "== building the edge worker"
+scripts/build-edge.sh
+eval "$(scripts/edge-toolchain.sh --env)"
+if [[ ! -f .dev.vars ]]; then
+  # The local purge secret (git-ignored); on Cloudflare: wrangler secret put PURGE_SECRET.
+  echo "PURGE_SECRET=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')" > .dev.vars
+fi
+
+# Stops the process group a pid file names (each is started with setsid).
 stop_pid() {
   local pidfile=$1
   if [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-    kill "$(cat "$pidfile")" 2>/dev/null || true
+    kill -- "-$(cat "$pidfile")" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$(cat "$pidfile")" 2>/dev/null || break; sleep 0.1; done
   fi
   rm -f "$pidfile"
+}
+
+wait_for() {
+  local url=$1 pidfile=$2 log=$3
+  for _ in $(seq 300); do
+    curl -s -o /dev/null "$url" && return 0
+    kill -0 "$(cat "$pidfile")" 2>/dev/null || break
+    sleep 0.1
+  done
+  tail -20 "$log"; echo "failed to start (log: $log)"; exit 1
 }
 
 echo "== starting the origin"
 stop_pid "$RUN_DIR/origin.pid"
 setsid target/release/origin serve >"$RUN_DIR/origin.log" 2>&1 < /dev/null &
 echo $! >"$RUN_DIR/origin.pid"
-for _ in $(seq 100); do
-  curl -fsS "http://$ORIGIN_LISTEN/health" >/dev/null 2>&1 && break
-  kill -0 "$(cat "$RUN_DIR/origin.pid")" 2>/dev/null || { tail -20 "$RUN_DIR/origin.log"; echo "origin failed to start (log: $RUN_DIR/origin.log)"; exit 1; }
-  sleep 0.1
-done
+wait_for "http://$ORIGIN_LISTEN/health" "$RUN_DIR/origin.pid" "$RUN_DIR/origin.log"
+
+echo "== starting the edge (wrangler dev, workerd)"
+EDGE_PORT=${EDGE_PORT:-8787}
+stop_pid "$RUN_DIR/edge.pid"
+setsid node_modules/.bin/wrangler dev --ip 127.0.0.1 --port "$EDGE_PORT" --persist-to "$RUN_DIR/edge-state" \
+  --var "ORIGIN_URL:http://$ORIGIN_LISTEN" >"$RUN_DIR/edge.log" 2>&1 < /dev/null &
+echo $! >"$RUN_DIR/edge.pid"
+wait_for "http://127.0.0.1:$EDGE_PORT/__edge/purge" "$RUN_DIR/edge.pid" "$RUN_DIR/edge.log"
 
 TOKEN=$(target/release/origin token --user 1)
 ADMIN=$(target/release/origin token --admin)
 cat <<INFO
 
 The system is up.
+  edge     http://127.0.0.1:$EDGE_PORT          (log: $RUN_DIR/edge.log)
   origin   http://$ORIGIN_LISTEN          (log: $RUN_DIR/origin.log)
 
-Try:
-  curl -i http://$ORIGIN_LISTEN/movies/1
-  curl -i 'http://$ORIGIN_LISTEN/movies/popular?limit=5'
-  curl -i http://$ORIGIN_LISTEN/genres/sci-fi/top
-  curl -i http://$ORIGIN_LISTEN/users/1/recommendations -H 'Authorization: Bearer $TOKEN'
+Try (twice, and read Cache-Status and Age):
+  curl -i http://127.0.0.1:$EDGE_PORT/movies/1
+  curl -i 'http://127.0.0.1:$EDGE_PORT/movies/popular?limit=5'
+  curl -i http://127.0.0.1:$EDGE_PORT/genres/sci-fi/top
+  curl -i http://127.0.0.1:$EDGE_PORT/users/1/recommendations -H 'Authorization: Bearer $TOKEN'
   curl -i http://$ORIGIN_LISTEN/admin/cache/stats -H 'Authorization: Bearer $ADMIN'
 
 Tokens: target/release/origin token --user ID | --admin.   Stop: scripts/down.sh
