@@ -38,7 +38,7 @@ pub struct UserActivity {
 }
 
 /// One of a user's ratings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
 pub struct UserRating {
     /// The movie.
     pub movie: i32,
@@ -49,7 +49,7 @@ pub struct UserRating {
 }
 
 /// How much a user likes a genre, from their ratings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct GenreAffinity {
     /// The genre.
     pub genre_id: i16,
@@ -231,44 +231,25 @@ impl Db {
 
     /// A user's ratings: (movie, rating, when).
     pub async fn user_ratings(&self, user: UserId) -> Result<Vec<UserRating>, AppError> {
-        let rows = sqlx::query("SELECT movie_id, rating, rated_at FROM ratings WHERE user_id = $1")
-            .bind(user.0)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                Ok(UserRating {
-                    movie: r.try_get(0)?,
-                    rating: r.try_get(1)?,
-                    rated_at: r.try_get(2)?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()?)
+        Ok(sqlx::query_as(
+            "SELECT movie_id AS movie, rating, rated_at FROM ratings WHERE user_id = $1",
+        )
+        .bind(user.0)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// How much the user likes each genre they rated, most liked first.
     pub async fn genre_affinities(&self, user: UserId) -> Result<Vec<GenreAffinity>, AppError> {
-        let rows = sqlx::query(
-            "SELECT g.id, g.name, SUM(GREATEST(r.rating - 2.5, 0))::DOUBLE PRECISION AS weight, \
-                    COUNT(*) AS n \
+        Ok(sqlx::query_as(
+            "SELECT g.id AS genre_id, g.name, SUM(GREATEST(r.rating - 2.5, 0))::DOUBLE PRECISION AS weight \
              FROM ratings r JOIN movie_genres mg ON mg.movie_id = r.movie_id \
              JOIN genres g ON g.id = mg.genre_id \
-             WHERE r.user_id = $1 GROUP BY g.id, g.name ORDER BY weight DESC, n DESC, g.name",
+             WHERE r.user_id = $1 GROUP BY g.id, g.name ORDER BY weight DESC, COUNT(*) DESC, g.name",
         )
         .bind(user.0)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                Ok(GenreAffinity {
-                    genre_id: r.try_get(0)?,
-                    name: r.try_get(1)?,
-                    weight: r.try_get(2)?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()?)
+        .await?)
     }
 
     /// A user's profile, or `None` for an unknown user.

@@ -5,6 +5,8 @@
 //! Run: `cargo bench -p recommender`. Prints Criterion's estimate and P50/P95/P99 over 2,000
 //! timed runs of each case.
 
+#![allow(missing_docs)] // criterion_group! generates an undocumented function.
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};

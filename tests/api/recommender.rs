@@ -6,18 +6,7 @@ use recommender::als::AlsParams;
 use serde_json::Value;
 use shared::dto::Recommendations;
 use shared::params::UserId;
-use tests::{TestApp, cache_status, fresh_database, redis_mode, redis_url, test_settings};
-
-async fn recs(app: &TestApp, user: i32, query: &str) -> (String, Recommendations) {
-    let response = app
-        .get_as(
-            &format!("/users/{user}/recommendations{query}"),
-            &app.user_token(user),
-        )
-        .await;
-    assert_eq!(response.status(), 200);
-    (cache_status(&response), response.json().await.unwrap())
-}
+use tests::{TestApp, fresh_database, redis_mode, redis_url, test_settings};
 
 async fn genres_of(app: &TestApp, movies: &[i32]) -> Vec<Vec<String>> {
     let mut out = Vec::new();
@@ -113,7 +102,9 @@ async fn seen_movies_never_appear() {
             .await
             .unwrap();
         for strategy in ["collaborative", "hybrid"] {
-            let (_, r) = recs(&app, user, &format!("?n=100&strategy={strategy}")).await;
+            let (_, r) = app
+                .recommendations(user, &format!("?n=100&strategy={strategy}"))
+                .await;
             assert_eq!(r.items.len(), 100);
             assert!(
                 r.items.iter().all(|i| !rated.contains(&i.movie_id)),
@@ -148,7 +139,7 @@ async fn rating_animated_films_moves_recommendations_toward_animation() {
             .filter(|i| i.genres.iter().any(|g| g == "Animation"))
             .count()
     };
-    let (_, before) = recs(&app, user, "?n=20").await;
+    let (_, before) = app.recommendations(user, "?n=20").await;
     let films: Vec<i32> = sqlx::query_scalar(
         "SELECT m.id FROM movies m JOIN movie_genres mg ON mg.movie_id = m.id JOIN genres g ON g.id = mg.genre_id \
          WHERE g.name = 'Animation' ORDER BY m.rating_count DESC LIMIT 5",
@@ -159,8 +150,10 @@ async fn rating_animated_films_moves_recommendations_toward_animation() {
     for film in &films {
         assert_eq!(app.rate(user, *film as i64, 5.0).await.status(), 201);
     }
-    let (status, after) = recs(&app, user, "?n=20").await;
-    let (_, collaborative) = recs(&app, user, "?n=20&strategy=collaborative").await;
+    let (status, after) = app.recommendations(user, "?n=20").await;
+    let (_, collaborative) = app
+        .recommendations(user, "?n=20&strategy=collaborative")
+        .await;
     assert!(
         collaborative
             .items
@@ -204,7 +197,9 @@ async fn a_star_wars_fan_gets_related_films() {
         .await
         .unwrap();
     assert_eq!(app.rate(5001, 50, 5.0).await.status(), 201);
-    let (_, r) = recs(&app, 5001, "?n=10&strategy=collaborative").await;
+    let (_, r) = app
+        .recommendations(5001, "?n=10&strategy=collaborative")
+        .await;
     let titles: Vec<&str> = r.items.iter().map(|i| i.title.as_str()).collect();
     // The Empire Strikes Back (172), Return of the Jedi (181).
     let ids: Vec<i32> = r.items.iter().map(|i| i.movie_id).collect();
@@ -226,7 +221,9 @@ async fn users_without_ratings_get_results() {
         .await
         .unwrap();
     for strategy in ["hybrid", "collaborative", "genre", "popular"] {
-        let (_, r) = recs(&app, 5000, &format!("?n=10&strategy={strategy}")).await;
+        let (_, r) = app
+            .recommendations(5000, &format!("?n=10&strategy={strategy}"))
+            .await;
         assert_eq!(r.items.len(), 10, "{strategy}");
         assert_eq!(r.items[0].title, "Star Wars", "{strategy}: popular first");
     }
@@ -235,7 +232,7 @@ async fn users_without_ratings_get_results() {
 #[tokio::test]
 async fn embeddings_are_cached_as_binary_f32_and_invalidated_by_a_rating() {
     let app = TestApp::spawn().await;
-    recs(&app, 3, "?strategy=collaborative").await;
+    app.recommendations(3, "?strategy=collaborative").await;
     let key = app.state.cache.keys().embedding(UserId(3));
     let redis = app.state.cache.redis();
     let raw: Vec<u8> = redis.query(redis::cmd("GET").arg(&key)).await.unwrap();
@@ -250,14 +247,14 @@ async fn embeddings_are_cached_as_binary_f32_and_invalidated_by_a_rating() {
 
     let family = shared::cache_key::Family::Embedding;
     let before = app.state.cache.stats().snapshot(family).computations;
-    recs(&app, 3, "?strategy=collaborative&n=11").await;
+    app.recommendations(3, "?strategy=collaborative&n=11").await;
     assert_eq!(
         app.state.cache.stats().snapshot(family).computations,
         before,
         "cached embedding reused"
     );
     app.rate(3, 1, 4.0).await;
-    recs(&app, 3, "?strategy=collaborative").await;
+    app.recommendations(3, "?strategy=collaborative").await;
     assert_eq!(
         app.state.cache.stats().snapshot(family).computations,
         before + 1,
@@ -268,9 +265,14 @@ async fn embeddings_are_cached_as_binary_f32_and_invalidated_by_a_rating() {
 #[tokio::test]
 async fn reloading_a_new_model_switches_versions_and_drops_old_recommendations() {
     let app = TestApp::spawn().await;
-    let (_, old) = recs(&app, 5, "").await;
+    let (_, old) = app.recommendations(5, "").await;
     let old_version = old.model_version.clone().unwrap();
-    assert!(recs(&app, 5, "").await.0.starts_with("origin; hit"));
+    assert!(
+        app.recommendations(5, "")
+            .await
+            .0
+            .starts_with("origin; hit")
+    );
 
     let new_version = train_and_store(
         &app.state.db,
@@ -283,7 +285,7 @@ async fn reloading_a_new_model_switches_versions_and_drops_old_recommendations()
     .await
     .unwrap();
     assert_eq!(
-        recs(&app, 5, "").await.1.model_version.unwrap(),
+        app.recommendations(5, "").await.1.model_version.unwrap(),
         old_version,
         "served until reloaded"
     );
@@ -296,7 +298,7 @@ async fn reloading_a_new_model_switches_versions_and_drops_old_recommendations()
     );
     assert_eq!(reload["changed"], true);
 
-    let (status, new) = recs(&app, 5, "").await;
+    let (status, new) = app.recommendations(5, "").await;
     assert_eq!(new.model_version.as_deref(), Some(new_version.as_str()));
     assert!(
         !status.starts_with("origin; hit"),
@@ -326,7 +328,7 @@ async fn without_a_model_collaborative_is_unavailable_and_hybrid_still_works() {
     assert_eq!(response.status(), 503);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "model_unavailable");
-    let (_, hybrid) = recs(&app, 1, "").await;
+    let (_, hybrid) = app.recommendations(1, "").await;
     assert_eq!((hybrid.items.len(), hybrid.model_version), (10, None));
     let reload = app.admin_post("/admin/model/reload").await;
     assert_eq!(reload.status(), 503);

@@ -2,21 +2,9 @@
 //! milestones, power-user TTLs, single flight, empty results.
 
 use serde_json::Value;
-use shared::dto::{PopularMovies, Profile, RatingReceipt, Recommendations};
+use shared::dto::{PopularMovies, Profile, RatingReceipt};
 use shared::params::{Strategy, UserId};
 use tests::{TestApp, cache_status};
-
-async fn recs(app: &TestApp, user: i32, query: &str) -> (String, Recommendations) {
-    let response = app
-        .get_as(
-            &format!("/users/{user}/recommendations{query}"),
-            &app.user_token(user),
-        )
-        .await;
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["cache-control"], "private, no-cache");
-    (cache_status(&response), response.json().await.unwrap())
-}
 
 async fn profile(app: &TestApp, user: i32) -> (String, Profile) {
     let response = app
@@ -46,7 +34,9 @@ async fn profile_and_recommendations_for_each_strategy() {
 
     let rated = seen(&app, 1).await;
     for strategy in ["popular", "genre", "hybrid"] {
-        let (status, r) = recs(&app, 1, &format!("?n=15&strategy={strategy}")).await;
+        let (status, r) = app
+            .recommendations(1, &format!("?n=15&strategy={strategy}"))
+            .await;
         assert_eq!(status, "origin; fwd=miss; stored");
         assert_eq!(r.strategy, strategy);
         assert_eq!(r.items.len(), 15);
@@ -57,7 +47,7 @@ async fn profile_and_recommendations_for_each_strategy() {
         assert!(r.items.windows(2).all(|w| w[0].score >= w[1].score));
         assert!(r.items.iter().all(|i| !i.reason.is_empty()));
     }
-    let (_, default) = recs(&app, 1, "").await;
+    let (_, default) = app.recommendations(1, "").await;
     assert_eq!(
         (default.strategy.as_str(), default.items.len()),
         ("hybrid", 10)
@@ -78,7 +68,7 @@ async fn profile_and_recommendations_for_each_strategy() {
     assert_eq!(again.status(), 304);
 
     // The template database holds a trained model: the collaborative strategy uses it.
-    let (_, collaborative) = recs(&app, 1, "?strategy=collaborative&n=20").await;
+    let (_, collaborative) = app.recommendations(1, "?strategy=collaborative&n=20").await;
     assert!(collaborative.model_version.is_some());
     assert_eq!(collaborative.items.len(), 20);
     assert!(
@@ -93,11 +83,11 @@ async fn profile_and_recommendations_for_each_strategy() {
 async fn a_new_rating_is_visible_at_once() {
     let app = TestApp::spawn().await;
     let user = 1;
-    let (_, before) = recs(&app, user, "?n=10&strategy=popular").await;
-    let (_, before_genre) = recs(&app, user, "?n=5&strategy=genre").await;
+    let (_, before) = app.recommendations(user, "?n=10&strategy=popular").await;
+    let (_, before_genre) = app.recommendations(user, "?n=5&strategy=genre").await;
     let (_, profile_before) = profile(&app, user).await;
     assert!(
-        recs(&app, user, "?n=10&strategy=popular")
+        app.recommendations(user, "?n=10&strategy=popular")
             .await
             .0
             .starts_with("origin; hit")
@@ -112,7 +102,7 @@ async fn a_new_rating_is_visible_at_once() {
     assert!(!receipt.replaced);
 
     // Every cached value of this user is invalid, whatever its n and strategy.
-    let (status, after) = recs(&app, user, "?n=10&strategy=popular").await;
+    let (status, after) = app.recommendations(user, "?n=10&strategy=popular").await;
     assert!(status.starts_with("origin; fwd="), "{status}");
     assert!(
         after.items.iter().all(|i| i.movie_id != movie),
@@ -120,7 +110,7 @@ async fn a_new_rating_is_visible_at_once() {
     );
     assert_eq!(after.items[0].movie_id, before.items[1].movie_id);
     assert!(
-        recs(&app, user, "?n=5&strategy=genre")
+        app.recommendations(user, "?n=5&strategy=genre")
             .await
             .0
             .starts_with("origin; fwd=")
@@ -155,10 +145,10 @@ async fn a_new_rating_is_visible_at_once() {
     assert_eq!(stored, 1.0, "committed before the answer");
 
     // Another user's cache is untouched.
-    recs(&app, 2, "?strategy=popular").await;
+    app.recommendations(2, "?strategy=popular").await;
     app.rate(user, before.items[3].movie_id as i64, 3.0).await;
     assert!(
-        recs(&app, 2, "?strategy=popular")
+        app.recommendations(2, "?strategy=popular")
             .await
             .0
             .starts_with("origin; hit")
@@ -227,8 +217,8 @@ async fn power_users_keep_recommendations_a_day_others_an_hour() {
     .fetch_one(app.db())
     .await
     .unwrap();
-    recs(&app, power, "").await;
-    recs(&app, casual, "").await;
+    app.recommendations(power, "").await;
+    app.recommendations(casual, "").await;
     let keys = app.state.cache.keys();
     let ttl = |user: i32| {
         let key = keys.recommendations(UserId(user), 10, Strategy::Hybrid);

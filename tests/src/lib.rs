@@ -196,6 +196,31 @@ impl TestApp {
             .expect("request")
     }
 
+    /// `GET /users/{user}/recommendations{query}` with the user's token: its `Cache-Status`
+    /// and body (asserting a 200 with the private `Cache-Control`).
+    pub async fn recommendations(
+        &self,
+        user: i32,
+        query: &str,
+    ) -> (String, shared::dto::Recommendations) {
+        let response = self
+            .get_as(
+                &format!("/users/{user}/recommendations{query}"),
+                &self.user_token(user),
+            )
+            .await;
+        assert_eq!(
+            response.status(),
+            200,
+            "recommendations of user {user}{query}"
+        );
+        assert_eq!(response.headers()["cache-control"], "private, no-cache");
+        (
+            cache_status(&response),
+            response.json().await.expect("recommendations JSON"),
+        )
+    }
+
     /// POST a rating as `user` (with their own token).
     pub async fn rate(&self, user: i32, movie: i64, rating: f64) -> reqwest::Response {
         self.client

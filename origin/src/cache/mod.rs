@@ -245,24 +245,22 @@ impl Cache {
             (_, None) => false,
         });
 
-        if let Some(entry) = &entry {
-            if now < entry.fresh_until {
-                stats.record(family, Event::Hit);
-                if shared::ttl::should_refresh_early(entry.stored_at, entry.fresh_until, now) {
-                    let this = self.clone();
-                    let flight_key =
-                        format!("{key}#{}", scope.tag(generation.as_deref().unwrap_or("-")));
-                    tokio::spawn(async move {
-                        let flight = this
-                            .compute_and_store(family, key, scope, generation, cache_ok, compute);
-                        let _ = this.inner.flights.run(&flight_key, flight).await;
-                    });
-                }
-                return Ok(Served {
-                    body: entry.body.clone(),
-                    status: CacheStatus::hit(CACHE_NAME, entry.fresh_until - now),
+        if let Some(entry) = entry.as_ref().filter(|e| now < e.fresh_until) {
+            stats.record(family, Event::Hit);
+            if shared::ttl::should_refresh_early(entry.stored_at, entry.fresh_until, now) {
+                let this = self.clone();
+                let flight_key =
+                    format!("{key}#{}", scope.tag(generation.as_deref().unwrap_or("-")));
+                tokio::spawn(async move {
+                    let flight =
+                        this.compute_and_store(family, key, scope, generation, cache_ok, compute);
+                    let _ = this.inner.flights.run(&flight_key, flight).await;
                 });
             }
+            return Ok(Served {
+                body: entry.body.clone(),
+                status: CacheStatus::hit(CACHE_NAME, entry.fresh_until - now),
+            });
         }
         stats.record(family, Event::Miss);
 
