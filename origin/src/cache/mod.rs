@@ -405,12 +405,7 @@ impl Cache {
                 self.inner.stats.record(family, Event::Invalidated);
             }
         } else {
-            self.inner
-                .pending
-                .lock()
-                .expect("pending lock poisoned")
-                .users
-                .insert(user);
+            self.pending().users.insert(user);
         }
         ok
     }
@@ -436,7 +431,7 @@ impl Cache {
                 .await
         }))
         .await;
-        let mut pending = self.inner.pending.lock().expect("pending lock poisoned");
+        let mut pending = self.pending();
         for (key, result) in keys.into_iter().zip(results) {
             match result {
                 Ok(_) => self.inner.stats.record(family, Event::Invalidated),
@@ -447,89 +442,77 @@ impl Cache {
         }
     }
 
+    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.inner.pending.lock().expect("pending lock poisoned")
+    }
+
+    /// Delivers a pending user invalidation; whether Redis acknowledged it.
+    async fn deliver_user(&self, user: UserId) -> bool {
+        let delivered = self.replace_generation(user).await;
+        if delivered {
+            self.pending().users.remove(&user);
+        }
+        delivered
+    }
+
+    /// Delivers a pending key deletion; whether Redis acknowledged it.
+    async fn deliver_key(&self, key: &str) -> bool {
+        let delivered = self
+            .inner
+            .redis
+            .query::<i64>(redis::cmd("DEL").arg(key))
+            .await
+            .is_ok();
+        if delivered {
+            self.pending().keys.remove(key);
+        }
+        delivered
+    }
+
     /// Whether the value may be read from Redis: true unless an invalidation of it is still
     /// pending and cannot be delivered now.
     async fn settle_pending(&self, scope: &Scope, key: &str) -> bool {
         let (user_pending, key_pending) = {
-            let pending = self.inner.pending.lock().expect("pending lock poisoned");
+            let pending = self.pending();
             if pending.users.is_empty() && pending.keys.is_empty() {
                 return true;
             }
-            let user = scope.user().filter(|user| pending.users.contains(user));
-            (user, pending.keys.contains(key))
+            (
+                scope.user().filter(|user| pending.users.contains(user)),
+                pending.keys.contains(key),
+            )
         };
-        if let Some(user) = user_pending {
-            if !self.replace_generation(user).await {
-                return false;
-            }
-            self.inner
-                .pending
-                .lock()
-                .expect("pending lock poisoned")
-                .users
-                .remove(&user);
+        if let Some(user) = user_pending
+            && !self.deliver_user(user).await
+        {
+            return false;
         }
-        if key_pending {
-            if self
-                .inner
-                .redis
-                .query::<i64>(redis::cmd("DEL").arg(key))
-                .await
-                .is_err()
-            {
-                return false;
-            }
-            self.inner
-                .pending
-                .lock()
-                .expect("pending lock poisoned")
-                .keys
-                .remove(key);
-        }
-        true
+        !key_pending || self.deliver_key(key).await
     }
 
     async fn retry_pending(&self) {
         let (users, keys): (Vec<UserId>, Vec<String>) = {
-            let pending = self.inner.pending.lock().expect("pending lock poisoned");
+            let pending = self.pending();
             (
                 pending.users.iter().copied().collect(),
                 pending.keys.iter().cloned().collect(),
             )
         };
         for user in users {
-            if !self.replace_generation(user).await {
+            if !self.deliver_user(user).await {
                 return;
             }
-            self.inner
-                .pending
-                .lock()
-                .expect("pending lock poisoned")
-                .users
-                .remove(&user);
         }
         for key in keys {
-            if self
-                .inner
-                .redis
-                .query::<i64>(redis::cmd("DEL").arg(&key))
-                .await
-                .is_err()
-            {
+            if !self.deliver_key(&key).await {
                 return;
             }
-            self.inner
-                .pending
-                .lock()
-                .expect("pending lock poisoned")
-                .keys
-                .remove(&key);
         }
     }
 
     /// Number of invalidations not yet acknowledged by Redis.
     pub fn pending_invalidations(&self) -> usize {
-        let pending = self.inner.pending.lock().expect("pending lock poisoned");
+        let pending = self.pending();
         pending.users.len() + pending.keys.len()
     }
 }
