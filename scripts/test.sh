@@ -64,14 +64,17 @@ drop_test_databases
 
 if cargo nextest --version >/dev/null 2>&1; then
   run_tests() { cargo nextest run --locked --no-fail-fast "$@"; }
+  # The same package set as the full run (so nothing is rebuilt), only the end-to-end tests.
+  e2e_only=(--workspace --exclude edge -E 'package(tests)')
 else
   run_tests() { cargo test --locked --no-fail-fast "$@"; }
+  e2e_only=(-p tests)
 fi
 
 echo "== unit and end-to-end tests (single Redis)"
 TEST_REDIS_MODE=single run_tests --workspace --exclude edge
 echo "== end-to-end tests (Redis Cluster)"
-TEST_REDIS_MODE=cluster run_tests -p tests
+TEST_REDIS_MODE=cluster run_tests "${e2e_only[@]}"
 echo "== shared builds for wasm32; the worker bundles for deployment"
 cargo build --locked -p shared --target wasm32-unknown-unknown
 eval "$(scripts/edge-toolchain.sh --env)"

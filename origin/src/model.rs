@@ -177,7 +177,9 @@ fn console_is_interactive() -> bool {
     std::io::stderr().is_terminal()
 }
 
-/// Trains on every rating and stores the model as a new version; returns the version.
+/// Trains on every rating and stores the model as a new version; returns the version. The
+/// version ends with a hash of the factors, so the same model trained twice in one second is
+/// stored once.
 /// Serving is not disturbed: instances keep their model until they reload.
 pub async fn train_and_store(db: &Db, params: AlsParams) -> anyhow::Result<String> {
     let matrix = load_ratings(db).await?;
@@ -225,7 +227,8 @@ pub async fn train_and_store(db: &Db, params: AlsParams) -> anyhow::Result<Strin
     );
     sqlx::query(
         "INSERT INTO models (version, algorithm, params, factors, item_ids, item_factors, final_loss) \
-         VALUES ($1, 'implicit-als', $2, $3, $4, $5, $6)",
+         VALUES ($1, 'implicit-als', $2, $3, $4, $5, $6) \
+         ON CONFLICT (version) DO NOTHING",
     )
     .bind(&version)
     .bind(sqlx::types::Json(&params))

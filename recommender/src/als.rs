@@ -38,7 +38,7 @@ impl Default for AlsParams {
     /// The values chosen on MovieLens 100K's validation split (see the README).
     fn default() -> Self {
         AlsParams {
-            factors: 64,
+            factors: 32,
             epochs: 15,
             reg: 4.0,
             reg_exponent: 0.5,

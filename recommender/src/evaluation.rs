@@ -106,8 +106,8 @@ pub fn run(
 pub fn default_grid(epochs: usize, seed: u64) -> Vec<AlsParams> {
     let mut grid = Vec::new();
     for factors in [32, 64, 128] {
-        for reg in [1.0, 2.0, 4.0] {
-            for alpha in [0.3, 1.0] {
+        for reg in [2.0, 4.0, 8.0] {
+            for alpha in [0.3, 1.0, 3.0] {
                 grid.push(AlsParams {
                     factors,
                     epochs,

@@ -75,6 +75,9 @@ async fn training_is_deterministic_for_a_seed() {
     let c = train_and_store(&app.state.db, AlsParams { seed: 7, ..params })
         .await
         .unwrap();
+    let hash = |version: &str| version.rsplit('-').next().unwrap().to_owned();
+    assert_eq!(hash(&a), hash(&b), "same seed, same data: same factors hash");
+    assert_ne!(hash(&a), hash(&c));
     let db = app.db().clone();
     let factors = |version: String| {
         let db = db.clone();
@@ -87,7 +90,7 @@ async fn training_is_deterministic_for_a_seed() {
         }
     };
     let (fa, fb, fc) = (factors(a).await, factors(b).await, factors(c).await);
-    assert_eq!(fa.len(), 1682 * 64 * 4);
+    assert_eq!(fa.len(), 1682 * params.factors * 4);
     assert!(fa == fb, "same seed, same data: same model");
     assert!(fa != fc, "another seed: another model");
 }
@@ -237,7 +240,12 @@ async fn embeddings_are_cached_as_binary_f32_and_invalidated_by_a_rating() {
     let redis = app.state.cache.redis();
     let raw: Vec<u8> = redis.query(redis::cmd("GET").arg(&key)).await.unwrap();
     let body = &raw[raw.iter().position(|b| *b == b'\n').unwrap() + 1..];
-    assert_eq!(body.len(), 64 * 4, "64 little-endian f32, not JSON");
+    let factors = AlsParams::default().factors;
+    assert_eq!(
+        body.len(),
+        factors * 4,
+        "{factors} little-endian f32, not JSON"
+    );
     let ttl: i64 = redis.query(redis::cmd("TTL").arg(&key)).await.unwrap();
     let grace = app.state.settings.cache_stale_grace_secs as i64;
     assert!(
