@@ -167,3 +167,47 @@ async fn genres_and_genre_top_lists() {
     let top: Value = quoted.json().await.unwrap();
     assert_eq!(top["movies"].as_array().unwrap().len(), 20);
 }
+
+#[tokio::test]
+async fn hot_entries_are_refreshed_before_they_expire() {
+    let app = TestApp::spawn().await;
+    let family = shared::cache_key::Family::Metadata;
+    app.get("/movies/1").await;
+    let key = app.state.cache.keys().movie(shared::params::MovieId(1));
+    // Stored 1000 s ago, 10 s left: in the last tenth of its life.
+    app.set_freshness(&key, 1000, 10).await;
+    let computed = app.state.cache.stats().snapshot(family).computations;
+    let response = app.get("/movies/1").await;
+    assert!(
+        cache_status(&response).starts_with("origin; hit; ttl="),
+        "still served from the cache: {}",
+        cache_status(&response)
+    );
+    let mut refreshed = false;
+    for _ in 0..50 {
+        let status = cache_status(&app.get("/movies/1").await);
+        let ttl: i64 = status
+            .trim_start_matches("origin; hit; ttl=")
+            .parse()
+            .unwrap_or(0);
+        if ttl > 3600 {
+            refreshed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(refreshed, "recomputed in the background before expiring");
+    assert_eq!(
+        app.state.cache.stats().snapshot(family).computations,
+        computed + 1,
+        "once"
+    );
+    // An entry in the first nine tenths of its life is left alone.
+    app.set_freshness(&key, 100, 1000).await;
+    app.get("/movies/1").await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(
+        app.state.cache.stats().snapshot(family).computations,
+        computed + 1
+    );
+}

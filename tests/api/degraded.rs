@@ -4,7 +4,7 @@
 use origin::settings::RedisMode;
 use serde_json::Value;
 use shared::params::MovieId;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tests::{
     PrivateServer, TestApp, cache_status, fresh_database, import_movielens, test_settings,
 };
@@ -120,26 +120,6 @@ async fn without_redis_requests_are_answered_and_the_cache_comes_back() {
     assert_eq!(ready["status"], "ready");
 }
 
-/// Moves a cached entry's freshness into the past, as if its TTL had run out.
-async fn expire_entry(app: &TestApp, key: &str, seconds_ago: i64) {
-    let redis = app.state.cache.redis();
-    let raw: Vec<u8> = redis.query(redis::cmd("GET").arg(key)).await.unwrap();
-    let newline = raw.iter().position(|b| *b == b'\n').unwrap();
-    let header = String::from_utf8(raw[..newline].to_vec()).unwrap();
-    let mut parts: Vec<String> = header.split(' ').map(str::to_owned).collect();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    parts[2] = (now - seconds_ago).to_string();
-    let mut rewritten = parts.join(" ").into_bytes();
-    rewritten.extend_from_slice(&raw[newline..]);
-    let _: () = redis
-        .query(redis::cmd("SET").arg(key).arg(rewritten).arg("KEEPTTL"))
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn without_postgres_cached_data_is_served_and_writes_are_refused() {
     let pg = PrivateServer::postgres();
@@ -174,7 +154,9 @@ async fn without_postgres_cached_data_is_served_and_writes_are_refused() {
         .text()
         .await
         .unwrap();
-    expire_entry(&app, &app.state.cache.keys().movie(MovieId(50)), 60).await;
+    // As if its TTL had run out a minute ago.
+    app.set_freshness(&app.state.cache.keys().movie(MovieId(50)), 3600, -60)
+        .await;
 
     pg.stop();
     let fresh = app.get("/movies/1").await;

@@ -76,7 +76,11 @@ async fn training_is_deterministic_for_a_seed() {
         .await
         .unwrap();
     let hash = |version: &str| version.rsplit('-').next().unwrap().to_owned();
-    assert_eq!(hash(&a), hash(&b), "same seed, same data: same factors hash");
+    assert_eq!(
+        hash(&a),
+        hash(&b),
+        "same seed, same data: same factors hash"
+    );
     assert_ne!(hash(&a), hash(&c));
     let db = app.db().clone();
     let factors = |version: String| {

@@ -251,6 +251,32 @@ impl TestApp {
             .expect("request")
     }
 
+    /// Rewrites a cached entry's times, as if it had been stored `stored_ago` seconds ago and
+    /// stayed fresh for `fresh_for` more seconds (negative: expired that long ago). Reaches
+    /// into the entry's header line (`v1 STORED_AT FRESH_UNTIL TAG`), which tests may know.
+    pub async fn set_freshness(&self, key: &str, stored_ago: i64, fresh_for: i64) {
+        let redis = self.state.cache.redis();
+        let raw: Vec<u8> = redis
+            .query(redis::cmd("GET").arg(key))
+            .await
+            .expect("cached entry");
+        let newline = raw.iter().position(|b| *b == b'\n').expect("entry header");
+        let header = String::from_utf8(raw[..newline].to_vec()).expect("utf-8 header");
+        let mut parts: Vec<String> = header.split(' ').map(str::to_owned).collect();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs() as i64;
+        parts[1] = (now - stored_ago).to_string();
+        parts[2] = (now + fresh_for).to_string();
+        let mut rewritten = parts.join(" ").into_bytes();
+        rewritten.extend_from_slice(&raw[newline..]);
+        let _: () = redis
+            .query(redis::cmd("SET").arg(key).arg(rewritten).arg("KEEPTTL"))
+            .await
+            .expect("rewrite entry");
+    }
+
     /// A pool on this instance's database (to read what PostgreSQL holds).
     pub fn db(&self) -> &sqlx::PgPool {
         self.state.db.pool()
