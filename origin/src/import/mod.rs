@@ -331,7 +331,8 @@ async fn load(
     }
 
     phase("emptying the tables");
-    sqlx::query("TRUNCATE ratings, movie_genres, movies, users, genres, imports")
+    // Models go too: one trained on other data would score the wrong movies.
+    sqlx::query("TRUNCATE ratings, movie_genres, movies, users, genres, imports, models")
         .execute(&mut *conn)
         .await
         .context("emptying the tables")?;
