@@ -35,6 +35,42 @@ struct Cli {
     command: Command,
 }
 
+/// The hyper-parameters of `origin train` (defaults: the values chosen by `origin eval`).
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// Latent factors.
+    #[arg(long, default_value_t = AlsParams::default().factors)]
+    factors: usize,
+    /// Epochs (alternations).
+    #[arg(long, default_value_t = AlsParams::default().epochs)]
+    epochs: usize,
+    /// Regularisation λ.
+    #[arg(long, default_value_t = AlsParams::default().reg)]
+    reg: f32,
+    /// Frequency exponent ν: a user or movie with n ratings is regularised by λ·(n+1)^ν.
+    #[arg(long, default_value_t = AlsParams::default().reg_exponent)]
+    reg_exponent: f32,
+    /// Confidence scale α: a rating r counts with confidence 1 + α·r.
+    #[arg(long, default_value_t = AlsParams::default().alpha)]
+    alpha: f32,
+    /// Seed of the initial factors (same seed, same data: same model).
+    #[arg(long, default_value_t = AlsParams::default().seed)]
+    seed: u64,
+}
+
+impl From<TrainArgs> for AlsParams {
+    fn from(a: TrainArgs) -> Self {
+        AlsParams {
+            factors: a.factors,
+            epochs: a.epochs,
+            reg: a.reg,
+            reg_exponent: a.reg_exponent,
+            alpha: a.alpha,
+            seed: a.seed,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve the HTTP API.
@@ -71,24 +107,8 @@ enum Command {
     Train {
         #[command(flatten)]
         database: DatabaseSettings,
-        /// Latent factors.
-        #[arg(long, default_value_t = AlsParams::default().factors)]
-        factors: usize,
-        /// Epochs (alternations).
-        #[arg(long, default_value_t = AlsParams::default().epochs)]
-        epochs: usize,
-        /// Regularisation λ.
-        #[arg(long, default_value_t = AlsParams::default().reg)]
-        reg: f32,
-        /// Frequency exponent ν: a user or movie with n ratings is regularised by λ·(n+1)^ν.
-        #[arg(long, default_value_t = AlsParams::default().reg_exponent)]
-        reg_exponent: f32,
-        /// Confidence scale α: a rating r counts with confidence 1 + α·r.
-        #[arg(long, default_value_t = AlsParams::default().alpha)]
-        alpha: f32,
-        /// Seed of the initial factors (same seed, same data: same model).
-        #[arg(long, default_value_t = AlsParams::default().seed)]
-        seed: u64,
+        #[command(flatten)]
+        params: TrainArgs,
     },
     /// Evaluate: 75/25 split per user, grid on a validation split of the 75%, the chosen model
     /// and a popularity baseline on the 25% (precision, recall, NDCG at 10, coverage).
@@ -117,7 +137,7 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         days: u64,
         /// Secret for HS256 JWTs.
-        #[arg(long, env = "JWT_SECRET", default_value = DEV_JWT_SECRET, hide_default_value = true)]
+        #[arg(long, env = "JWT_SECRET", default_value = DEV_JWT_SECRET, hide_default_value = true, hide_env_values = true)]
         jwt_secret: SecretString,
     },
 }
@@ -177,25 +197,10 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
         }
-        Command::Train {
-            database,
-            factors,
-            epochs,
-            reg,
-            reg_exponent,
-            alpha,
-            seed,
-        } => {
+        Command::Train { database, params } => {
             let db = Db::connect_lazy(&database)?;
             db.migrate().await?;
-            let params = AlsParams {
-                factors,
-                epochs,
-                reg,
-                reg_exponent,
-                alpha,
-                seed,
-            };
+            let params = AlsParams::from(params);
             let version = origin::model::train_and_store(&db, params).await?;
             eprintln!(
                 "stored model {version}; running origins load it on POST /admin/model/reload or restart"

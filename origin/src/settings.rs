@@ -26,6 +26,7 @@ pub struct DatabaseSettings {
     #[arg(
         long,
         env = "DATABASE_URL",
+        hide_env_values = true,
         default_value = "postgres://origin@127.0.0.1:54329/movies"
     )]
     pub database_url: SecretString,
@@ -59,7 +60,12 @@ pub struct Settings {
     #[arg(long, env = "REDIS_MODE", value_enum, default_value = "single")]
     pub redis_mode: RedisMode,
     /// Redis URL; in cluster mode a comma-separated list of node URLs.
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6390")]
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6390",
+        hide_env_values = true
+    )]
     pub redis_url: SecretString,
     /// Per-command Redis timeout in ms: past it the cache is skipped, never waited for.
     #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 250)]
@@ -73,7 +79,13 @@ pub struct Settings {
     pub cache_stale_grace_secs: u64,
 
     /// Secret for HS256 JWTs (users and admins).
-    #[arg(long, env = "JWT_SECRET", default_value = DEV_JWT_SECRET, hide_default_value = true)]
+    #[arg(
+        long,
+        env = "JWT_SECRET",
+        default_value = DEV_JWT_SECRET,
+        hide_default_value = true,
+        hide_env_values = true
+    )]
     pub jwt_secret: SecretString,
 
     /// Every how many ratings of a movie the popular and genre lists are invalidated.
