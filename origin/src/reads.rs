@@ -6,7 +6,7 @@ use crate::error::AppError;
 use crate::model::LoadedModel;
 use crate::state::AppState;
 use shared::cache_key::Family;
-use shared::dto::{Genre, GenreTop, Genres, PopularMovies, Profile, Recommendations};
+use shared::dto::{Genre, Genres, Profile, Recommendations};
 use shared::params::{Limit, MovieId, Strategy, UserId};
 use shared::ttl::ttl_secs;
 use std::sync::Arc;
@@ -20,6 +20,48 @@ fn json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, AppError> {
 pub fn parse<T: serde::de::DeserializeOwned>(served: &Served) -> Result<T, AppError> {
     serde_json::from_slice(&served.body)
         .map_err(|e| AppError::from(anyhow::Error::new(e).context("parsing cached value")))
+}
+
+/// Lists (popular, genre top) are stored at full length as lines, so that every `limit` is
+/// served by cutting bytes rather than parsing and re-serialising 100 movies per request: the
+/// first line holds the fields before the list (`"genre":{...}`, or nothing), each further
+/// line one movie's JSON (which never contains a raw newline).
+fn encode_list(
+    head: Option<(&str, Vec<u8>)>,
+    items: &[shared::dto::Movie],
+) -> Result<Vec<u8>, AppError> {
+    let mut out = Vec::new();
+    if let Some((field, value)) = head {
+        out.extend_from_slice(format!("\"{field}\":").as_bytes());
+        out.extend_from_slice(&value);
+    }
+    for item in items {
+        out.push(b'\n');
+        out.extend_from_slice(&json(item)?);
+    }
+    Ok(out)
+}
+
+/// The response body of a stored list cut to `limit`: `{<head>,"<field>":[first limit items]}`
+/// (byte for byte what serialising `PopularMovies` / `GenreTop` gives).
+pub fn render_list(served: &Served, field: &str, limit: Limit) -> Vec<u8> {
+    let mut lines = served.body.split(|b| *b == b'\n');
+    let head = lines.next().unwrap_or_default();
+    let mut out = Vec::with_capacity(served.body.len() + 32);
+    out.push(b'{');
+    if !head.is_empty() {
+        out.extend_from_slice(head);
+        out.push(b',');
+    }
+    out.extend_from_slice(format!("\"{field}\":[").as_bytes());
+    for (i, item) in lines.take(limit.get() as usize).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(item);
+    }
+    out.extend_from_slice(b"]}");
+    out
 }
 
 /// One movie's metadata.
@@ -51,7 +93,7 @@ pub async fn popular(state: &AppState) -> Result<Served, AppError> {
         .get_or_compute(Family::Popular, key, Scope::Global, move || async move {
             let movies = db.popular(Limit::MAX as i64).await?;
             Ok(Computed {
-                body: json(&PopularMovies { movies })?,
+                body: encode_list(None, &movies)?,
                 ttl_secs: ttl,
             })
         })
@@ -101,7 +143,7 @@ pub async fn genre_top(state: &AppState, genre: Genre) -> Result<Served, AppErro
         .get_or_compute(Family::Genres, key, Scope::Global, move || async move {
             let movies = db.genre_top(genre.id, Limit::MAX as i64).await?;
             Ok(Computed {
-                body: json(&GenreTop { genre, movies })?,
+                body: encode_list(Some(("genre", json(&genre)?)), &movies)?,
                 ttl_secs: ttl,
             })
         })
@@ -211,4 +253,66 @@ pub async fn recommendations(
             },
         )
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::cache_status::CacheStatus;
+    use shared::dto::{GenreTop, Movie, PopularMovies};
+
+    fn movie(id: i32) -> Movie {
+        Movie {
+            id,
+            title: format!("Line\nbreak \"{id}\""),
+            year: Some(1990),
+            genres: vec!["Drama".into()],
+            avg_rating: Some(3.5),
+            rating_count: 10,
+        }
+    }
+
+    fn served(body: Vec<u8>) -> Served {
+        Served {
+            body: body.into(),
+            status: CacheStatus::new("origin"),
+        }
+    }
+
+    #[test]
+    fn cut_lists_are_what_serde_would_write() {
+        let movies: Vec<Movie> = (1..=5).map(movie).collect();
+        let popular = served(encode_list(None, &movies).unwrap());
+        let three = Limit::parse("limit", Some("3"), Limit::DEFAULT).unwrap();
+        let expected = serde_json::to_vec(&PopularMovies {
+            movies: movies[..3].to_vec(),
+        })
+        .unwrap();
+        assert_eq!(render_list(&popular, "movies", three), expected);
+        let all = serde_json::to_vec(&PopularMovies {
+            movies: movies.clone(),
+        })
+        .unwrap();
+        assert_eq!(render_list(&popular, "movies", Limit::DEFAULT), all);
+
+        let genre = Genre {
+            id: 2,
+            name: "Sci-Fi".into(),
+            slug: "sci-fi".into(),
+        };
+        let top = served(encode_list(Some(("genre", json(&genre).unwrap())), &movies).unwrap());
+        let expected = serde_json::to_vec(&GenreTop {
+            genre: genre.clone(),
+            movies: movies[..3].to_vec(),
+        })
+        .unwrap();
+        assert_eq!(render_list(&top, "movies", three), expected);
+        let empty = served(encode_list(Some(("genre", json(&genre).unwrap())), &[]).unwrap());
+        let expected = serde_json::to_vec(&GenreTop {
+            genre,
+            movies: vec![],
+        })
+        .unwrap();
+        assert_eq!(render_list(&empty, "movies", three), expected);
+    }
 }

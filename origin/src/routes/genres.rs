@@ -11,7 +11,6 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 use shared::cache_control;
-use shared::dto::GenreTop;
 use shared::params::Limit;
 
 /// The genre routes.
@@ -44,9 +43,7 @@ async fn top(
     )?;
     let genre = reads::find_genre(&state, &genre).await?;
     let served = reads::genre_top(&state, genre).await?;
-    let mut top: GenreTop = reads::parse(&served)?;
-    top.movies.truncate(limit.get() as usize);
-    let body = serde_json::to_vec(&top).map_err(anyhow::Error::new)?;
+    let body = reads::render_list(&served, "movies", limit);
     Ok(conditional(
         &headers,
         body,

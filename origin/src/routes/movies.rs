@@ -10,7 +10,6 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 use shared::cache_control;
-use shared::dto::PopularMovies;
 use shared::params::{Limit, MovieId};
 
 /// The movie routes.
@@ -31,9 +30,7 @@ async fn popular(
         Limit::DEFAULT,
     )?;
     let served = reads::popular(&state).await?;
-    let mut list: PopularMovies = reads::parse(&served)?;
-    list.movies.truncate(limit.get() as usize);
-    let body = serde_json::to_vec(&list).map_err(anyhow::Error::new)?;
+    let body = reads::render_list(&served, "movies", limit);
     Ok(conditional(
         &headers,
         body,
