@@ -124,6 +124,13 @@ impl KeySpace {
     }
 }
 
+/// `{key}:refresh`: the short-lived claim of one early refresh of `key`, taken with `SET NX`
+/// so that one instance recomputes a hot entry. It keeps the key's hash tag, so it lives in
+/// the key's slot.
+pub fn refresh_claim(key: &str) -> String {
+    format!("{key}:refresh")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +148,10 @@ mod tests {
         assert_eq!(k.popular(), "movies:popular:limit:100");
         assert_eq!(k.movie(MovieId(7)), "movie:metadata:7");
         assert_eq!(k.genre_top("sci-fi"), "genres:top:sci-fi:limit:100");
+        assert_eq!(
+            refresh_claim(&k.embedding(UserId(42))),
+            "embeddings:{user:42}:refresh"
+        );
     }
 
     #[test]

@@ -202,6 +202,16 @@ async fn hot_entries_are_refreshed_before_they_expire() {
         computed + 1,
         "once"
     );
+    // The refresh is claimed in Redis: a request that read the old entry just as the refresh
+    // finished (here or on another instance) does not recompute it again.
+    app.set_freshness(&key, 1000, 10).await;
+    app.get("/movies/1").await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(
+        app.state.cache.stats().snapshot(family).computations,
+        computed + 1,
+        "claimed once"
+    );
     // An entry in the first nine tenths of its life is left alone.
     app.set_freshness(&key, 100, 1000).await;
     app.get("/movies/1").await;

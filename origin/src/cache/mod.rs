@@ -2,7 +2,8 @@
 //!
 //! One entry point, [`Cache::get_or_compute`], gives every family the same behaviour:
 //! - a fresh value is served (`origin; hit`), and in the last tenth of its life it is
-//!   recomputed in the background so hot keys never expire under load;
+//!   recomputed in the background so hot keys never expire under load, once per entry across
+//!   all instances (a short `SET NX` claim next to the key);
 //! - a miss is computed once however many requests want it (single flight) and stored, empty
 //!   results included;
 //! - a value past its TTL is kept for a grace period and served, marked stale, only when
@@ -251,7 +252,11 @@ impl Cache {
                 let this = self.clone();
                 let flight_key =
                     format!("{key}#{}", scope.tag(generation.as_deref().unwrap_or("-")));
+                let remaining = (entry.fresh_until - now).max(1) as u64;
                 tokio::spawn(async move {
+                    if !this.claim_refresh(&key, remaining).await {
+                        return;
+                    }
                     let flight =
                         this.compute_and_store(family, key, scope, generation, cache_ok, compute);
                     let _ = this.inner.flights.run(&flight_key, flight).await;
@@ -291,6 +296,27 @@ impl Cache {
             },
             Err(err) => Err(err),
         }
+    }
+
+    /// Claims the early refresh of `key` for this instance: `SET {key}:refresh NX` with the
+    /// entry's remaining life (at most a minute) as expiry. Requests that read the old entry
+    /// just after a refresh finished, here or on another instance, find the claim and leave
+    /// the new entry alone; a refresh that failed is retried once the claim expires. Without
+    /// Redis there is nothing to refresh.
+    async fn claim_refresh(&self, key: &str, remaining_secs: u64) -> bool {
+        let claimed = self
+            .inner
+            .redis
+            .query::<Option<String>>(
+                redis::cmd("SET")
+                    .arg(shared::cache_key::refresh_claim(key))
+                    .arg(1)
+                    .arg("NX")
+                    .arg("EX")
+                    .arg(remaining_secs.clamp(1, 60)),
+            )
+            .await;
+        matches!(claimed, Ok(Some(_)))
     }
 
     /// The computation a single flight runs: make sure the user has a generation token (so
