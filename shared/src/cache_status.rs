@@ -135,9 +135,35 @@ impl fmt::Display for CacheStatus {
     }
 }
 
+/// Whether the cache nearest the client answered without forwarding: the first member of a
+/// `Cache-Status` value carries `hit` (`edge; hit, origin; ...`, or `origin; hit` straight
+/// from the origin).
+///
+/// RFC 9211 2.1: `hit` "indicates that the request was satisfied by the cache; that is, it
+/// was not forwarded, and the response was obtained from the cache." Each cache puts its
+/// entry in front (see the module documentation), so the first member is the nearest cache.
+pub fn first_layer_hit(header: &str) -> bool {
+    header
+        .split(',')
+        .next()
+        .is_some_and(|member| member.split(';').skip(1).any(|p| p.trim() == "hit"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_which_layers_hit() {
+        assert!(first_layer_hit("origin; hit; ttl=30"));
+        assert!(!first_layer_hit("origin; fwd=miss; stored"));
+        assert!(!first_layer_hit(
+            "edge; fwd=miss; stored, origin; hit; ttl=3"
+        ));
+        assert!(first_layer_hit("edge; hit, origin; fwd=miss; stored"));
+        assert!(!first_layer_hit(""));
+        assert!(!first_layer_hit("hit"));
+    }
 
     #[test]
     fn formats() {

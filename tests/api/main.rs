@@ -5,6 +5,7 @@ mod catalog;
 mod degraded;
 mod edge;
 mod errors;
+mod load;
 mod ops;
 mod recommender;
 mod users;

@@ -1,0 +1,71 @@
+//! The load generator against a real origin: it makes only valid requests of every kind,
+//! and the hits it reports are hits the origin's own cache counted.
+
+use loadgen::{Config, Kind, LoadError, Mix};
+use shared::cache_key::Family;
+use std::time::Duration;
+use tests::{TestApp, fresh_database, redis_mode, redis_url, test_settings};
+
+fn config(target: &str, secret: secrecy::SecretString) -> Config {
+    Config {
+        target: target.parse().unwrap(),
+        connections: 4,
+        // No warm-up: every request is in the report, so its hits can be compared with the
+        // origin's own counters one for one.
+        warmup: Duration::ZERO,
+        duration: Duration::from_secs(2),
+        seed: 7,
+        users: 943,
+        movies: 1682,
+        mix: Mix::default(),
+        jwt_secret: secret,
+        timeout: Duration::from_secs(5),
+        allow_remote: false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_generator_makes_valid_requests_and_reports_real_hits() {
+    let db = fresh_database().await;
+    let mode = redis_mode();
+    let settings = test_settings(&db, mode, &redis_url(mode));
+    let secret = settings.jwt_secret.clone();
+    let app = TestApp::spawn_with(settings).await;
+
+    let report = loadgen::run(&config(&app.url("/"), secret)).await.unwrap();
+
+    assert_eq!(report.failures(), 0, "{report}");
+    assert_eq!(
+        report.total.refused, 0,
+        "tokens, ids and bodies are all valid: {report}"
+    );
+    for kind in Kind::ALL {
+        let ok = report.kind(kind).map_or(0, |k| k.ok);
+        assert!(ok > 0, "{kind} exercised: {report}");
+    }
+    // What it calls a hit is exactly what the origin's cache counted as one (one lookup per
+    // request in these families; the catalogue discovery's popular read was a miss).
+    let stats = app.state.cache.stats();
+    for (kind, family) in [
+        (Kind::Movie, Family::Metadata),
+        (Kind::Recommendations, Family::Recommendations),
+        (Kind::Popular, Family::Popular),
+    ] {
+        let line = report.kind(kind).unwrap();
+        let reported = (line.hit_rate.unwrap() * line.ok as f64).round() as u64;
+        assert!(reported > 0, "{kind}: repeated reads hit: {report}");
+        assert_eq!(
+            stats.snapshot(family).hits,
+            reported,
+            "{kind}: hits reported vs counted by the origin"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_load_generator_refuses_targets_off_loopback() {
+    let err = loadgen::run(&config("http://192.0.2.1:8080", "s".to_owned().into()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LoadError::Remote(_)), "{err}");
+}
