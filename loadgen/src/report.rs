@@ -99,6 +99,7 @@ impl Recorder {
                 requests,
                 throughput: requests as f64 / secs,
                 ok: s.ok,
+                hits: s.hits,
                 refused: s.refused,
                 server_errors: s.server_errors,
                 transport_errors: s.transport_errors,
@@ -156,6 +157,8 @@ pub struct KindReport {
     pub throughput: f64,
     /// 2xx and 304 responses.
     pub ok: u64,
+    /// Of those, answered by the nearest cache.
+    pub hits: u64,
     /// 4xx responses.
     pub refused: u64,
     /// 5xx responses.
@@ -266,7 +269,10 @@ mod tests {
         a.merge(b);
         let report = a.report(Duration::from_secs(2), 5);
         let movie = report.kind(Kind::Movie).unwrap();
-        assert_eq!((movie.requests, movie.ok, movie.server_errors), (11, 10, 1));
+        assert_eq!(
+            (movie.requests, movie.ok, movie.hits, movie.server_errors),
+            (11, 10, 9, 1)
+        );
         assert_eq!(movie.hit_rate, Some(0.9));
         assert_eq!(report.kind(Kind::Rating).unwrap().hit_rate, None);
         assert_eq!(report.total.requests, 12);
