@@ -48,6 +48,17 @@ impl Series {
             transport_errors: 0,
         }
     }
+
+    fn add(&mut self, other: &Series) {
+        self.latency
+            .add(&other.latency)
+            .expect("histograms with the same bounds");
+        self.ok += other.ok;
+        self.hits += other.hits;
+        self.refused += other.refused;
+        self.server_errors += other.server_errors;
+        self.transport_errors += other.transport_errors;
+    }
 }
 
 /// One worker's measurements.
@@ -76,15 +87,10 @@ impl Recorder {
     /// Adds another worker's measurements.
     pub fn merge(&mut self, other: Recorder) {
         for (kind, theirs) in other.series {
-            let ours = self.series.entry(kind).or_insert_with(Series::new);
-            ours.latency
-                .add(&theirs.latency)
-                .expect("histograms with the same bounds");
-            ours.ok += theirs.ok;
-            ours.hits += theirs.hits;
-            ours.refused += theirs.refused;
-            ours.server_errors += theirs.server_errors;
-            ours.transport_errors += theirs.transport_errors;
+            self.series
+                .entry(kind)
+                .or_insert_with(Series::new)
+                .add(&theirs);
         }
     }
 
@@ -122,16 +128,9 @@ impl Recorder {
         let mut all = Series::new();
         let mut reads = Series::new();
         for (kind, s) in &self.series {
-            for target in [Some(&mut all), kind.cacheable().then_some(&mut reads)]
-                .into_iter()
-                .flatten()
-            {
-                target.latency.add(&s.latency).expect("same bounds");
-                target.ok += s.ok;
-                target.hits += s.hits;
-                target.refused += s.refused;
-                target.server_errors += s.server_errors;
-                target.transport_errors += s.transport_errors;
+            all.add(s);
+            if kind.cacheable() {
+                reads.add(s);
             }
         }
         let reads_line = line(None, &reads);
