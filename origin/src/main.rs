@@ -110,7 +110,7 @@ enum Command {
         #[command(flatten)]
         params: TrainArgs,
     },
-    /// Evaluate: 75/25 split per user, grid on a validation split of the 75%, the chosen model
+    /// Evaluate: 75/25 split per user, grid on validation folds of the 75%, the chosen model
     /// and a popularity baseline on the 25% (precision, recall, NDCG at 10, coverage).
     Eval {
         #[command(flatten)]
@@ -248,7 +248,8 @@ fn print_report(report: &Report) {
         c.seed
     );
     println!(
-        "Chosen on the validation split ({} candidates): factors {}, reg {}, reg_exponent {}, alpha {}, epochs {}.",
+        "Chosen on {} validation folds of the 75% ({} candidates): factors {}, reg {}, reg_exponent {}, alpha {}, epochs {}.",
+        recommender::evaluation::VALIDATION_FOLDS,
         report.trials.len(),
         c.factors,
         c.reg,
