@@ -68,6 +68,14 @@ pub enum LoadError {
     /// A token could not be minted.
     #[error("could not mint a token: {0}")]
     Token(String),
+    /// The target refused a minted user token: the secrets differ.
+    #[error(
+        "the target refused a user token ({status}): set JWT_SECRET (or --jwt-secret) to the service's secret"
+    )]
+    Rejected {
+        /// The answer's status.
+        status: reqwest::StatusCode,
+    },
     /// The HTTP client could not be built.
     #[error("could not build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
@@ -154,6 +162,30 @@ struct Shared {
 }
 
 impl Shared {
+    /// One authenticated read before the run: a token the target refuses would turn every
+    /// per-user request into a 401, which is a configuration error, not a measurement.
+    async fn check_token(&self) -> Result<(), LoadError> {
+        let (Some(token), Ok(url)) = (self.tokens.first(), self.target.join("/users/1/profile"))
+        else {
+            return Ok(());
+        };
+        let status = match self
+            .client
+            .get(url)
+            .header(AUTHORIZATION, token.clone())
+            .send()
+            .await
+        {
+            Ok(response) => response.status(),
+            // Unreachable targets show up in the run's transport errors.
+            Err(_) => return Ok(()),
+        };
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+            return Err(LoadError::Rejected { status });
+        }
+        Ok(())
+    }
+
     async fn send(&self, request: &Request) -> Outcome {
         let Ok(url) = self.target.join(&request.path()) else {
             return Outcome::Refused;
@@ -224,6 +256,7 @@ pub async fn run(config: &Config) -> Result<Report, LoadError> {
         pattern: Pattern::new(catalogue, config.mix.clone(), config.seed),
         tokens,
     });
+    shared.check_token().await?;
 
     let start = Instant::now();
     let measure_from = start + config.warmup;

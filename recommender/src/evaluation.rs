@@ -45,7 +45,7 @@ pub struct Trial {
 pub struct Report {
     /// The chosen hyper-parameters.
     pub chosen: AlsParams,
-    /// Every candidate tried, on the validation split.
+    /// Every candidate tried, with its mean over the validation folds.
     pub trials: Vec<Trial>,
     /// The chosen model on the test split.
     pub model: Metrics,

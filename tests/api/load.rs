@@ -1,5 +1,6 @@
 //! The load generator against a real origin: it makes only valid requests of every kind,
-//! and the hits it reports are hits the origin's own cache counted.
+//! and the hits it reports are hits the origin's own cache counted; a wrong secret or a
+//! remote target stops it before it sends load.
 
 use loadgen::{Config, Kind, LoadError, Mix};
 use shared::cache_key::Family;
@@ -71,6 +72,16 @@ async fn the_load_generator_makes_valid_requests_and_reports_real_hits() {
             "{kind}: hits reported vs counted by the origin"
         );
     }
+}
+
+#[tokio::test]
+async fn the_load_generator_stops_at_once_when_its_tokens_are_refused() {
+    let app = TestApp::spawn().await;
+    let err = loadgen::run(&config(&app.url("/"), "not-the-secret".to_owned().into()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LoadError::Rejected { .. }), "{err}");
+    assert!(err.to_string().contains("JWT_SECRET"), "{err}");
 }
 
 #[tokio::test]
