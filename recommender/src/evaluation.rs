@@ -92,26 +92,15 @@ pub fn validation_folds(train: &[Row], folds: usize, seed: u64) -> Vec<(Vec<Row>
     let (kept, held) = split_per_user(train, VALIDATION_KEEP, seed);
     (0..folds)
         .map(|group| {
-            let in_group = |u: usize| u % folds == group;
-            let fit = (0..train.len())
+            (0..train.len())
                 .map(|u| {
-                    if in_group(u) {
-                        kept[u].clone()
+                    if u % folds == group {
+                        (kept[u].clone(), held[u].clone())
                     } else {
-                        train[u].clone()
+                        (train[u].clone(), Vec::new())
                     }
                 })
-                .collect();
-            let validation = (0..train.len())
-                .map(|u| {
-                    if in_group(u) {
-                        held[u].clone()
-                    } else {
-                        Vec::new()
-                    }
-                })
-                .collect();
-            (fit, validation)
+                .unzip()
         })
         .collect()
 }
