@@ -70,6 +70,11 @@ impl Kind {
     pub fn cacheable(self) -> bool {
         self != Kind::Rating
     }
+
+    /// Whether the request is a user's own, sent with their token.
+    pub fn per_user(self) -> bool {
+        matches!(self, Kind::Recommendations | Kind::Profile | Kind::Rating)
+    }
 }
 
 impl fmt::Display for Kind {
@@ -384,6 +389,18 @@ mod tests {
                 (0.5..=5.0).contains(rating) && rating * 2.0 == (rating * 2.0).round(),
             _ => true,
         }));
+    }
+
+    #[test]
+    fn exactly_the_per_user_kinds_carry_a_user() {
+        let (_, requests) = sample(10_000);
+        for request in &requests {
+            assert_eq!(
+                request.user().is_some(),
+                request.kind().per_user(),
+                "{request:?}"
+            );
+        }
     }
 
     #[test]

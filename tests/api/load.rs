@@ -82,6 +82,17 @@ async fn the_load_generator_stops_at_once_when_its_tokens_are_refused() {
         .unwrap_err();
     assert!(matches!(err, LoadError::Rejected { .. }), "{err}");
     assert!(err.to_string().contains("JWT_SECRET"), "{err}");
+
+    // A mix of public reads sends no token, so it needs no secret.
+    let public = Config {
+        mix: "movie=3,popular=1".parse().unwrap(),
+        duration: Duration::from_millis(500),
+        ..config(&app.url("/"), "not-the-secret".to_owned().into())
+    };
+    let report = loadgen::run(&public).await.unwrap();
+    assert_eq!(report.failures(), 0, "{report}");
+    assert_eq!(report.total.refused, 0, "{report}");
+    assert!(report.total.ok > 0, "{report}");
 }
 
 #[tokio::test]
