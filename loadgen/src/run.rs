@@ -165,17 +165,10 @@ impl Shared {
     /// One authenticated read before the run: a token the target refuses would turn every
     /// per-user request into a 401, which is a configuration error, not a measurement.
     async fn check_token(&self) -> Result<(), LoadError> {
-        let (Some(token), Ok(url)) = (self.tokens.first(), self.target.join("/users/1/profile"))
-        else {
+        let Some(builder) = self.build(&Request::Profile { user: 1 }) else {
             return Ok(());
         };
-        let status = match self
-            .client
-            .get(url)
-            .header(AUTHORIZATION, token.clone())
-            .send()
-            .await
-        {
+        let status = match builder.send().await {
             Ok(response) => response.status(),
             // Unreachable targets show up in the run's transport errors.
             Err(_) => return Ok(()),
@@ -186,10 +179,9 @@ impl Shared {
         Ok(())
     }
 
-    async fn send(&self, request: &Request) -> Outcome {
-        let Ok(url) = self.target.join(&request.path()) else {
-            return Outcome::Refused;
-        };
+    /// The HTTP request for `request`, with its user's token; `None` if its URL is invalid.
+    fn build(&self, request: &Request) -> Option<reqwest::RequestBuilder> {
+        let url = self.target.join(&request.path()).ok()?;
         let mut builder = match request {
             Request::Rating { movie, rating, .. } => self
                 .client
@@ -203,6 +195,13 @@ impl Shared {
         {
             builder = builder.header(AUTHORIZATION, token.clone());
         }
+        Some(builder)
+    }
+
+    async fn send(&self, request: &Request) -> Outcome {
+        let Some(builder) = self.build(request) else {
+            return Outcome::Refused;
+        };
         let response = match builder.send().await {
             Ok(response) => response,
             Err(_) => return Outcome::Transport,
