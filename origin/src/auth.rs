@@ -6,6 +6,7 @@
 //! user, or a user on an admin endpoint, is 403.
 
 use crate::error::AppError;
+use crate::http::PathParam;
 use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -25,7 +26,8 @@ pub struct Claims {
     pub role: Option<String>,
     /// Expiry (seconds since the epoch).
     pub exp: u64,
-    /// Issued at.
+    /// Issued at. Optional (RFC 7519 §4.1.6): only `sub` and `exp` are required.
+    #[serde(default)]
     pub iat: u64,
 }
 
@@ -96,6 +98,8 @@ impl Tokens {
     pub fn verify(&self, token: &str) -> Result<Caller, AppError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
+        // RFC 7519 §4.1.5: "the JWT MUST NOT be accepted for processing" before `nbf`.
+        validation.validate_nbf = true;
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
             .map_err(|err| AppError::Unauthorized(format!("invalid token: {err}")))?;
         if data.claims.role.as_deref() == Some("admin") {
@@ -153,5 +157,146 @@ impl FromRequestParts<AppState> for Admin {
                 "this endpoint needs the admin role".into(),
             )),
         }
+    }
+}
+
+/// The user named by the route's `{id}`, once the caller may act for them: 401 without a valid
+/// token, 400 for a malformed id, 403 for another user's token. A handler that takes it before
+/// its body never reads a body from a caller who may not send one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthorizedUser(pub UserId);
+
+impl FromRequestParts<AppState> for AuthorizedUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let PathParam(id) = PathParam::<String>::from_request_parts(parts, state).await?;
+        let user = UserId::parse(&id)?;
+        caller.ensure_can_access(user)?;
+        Ok(AuthorizedUser(user))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    const SECRET: &str = "unit-test-secret";
+
+    fn tokens() -> Tokens {
+        Tokens::new(&SecretString::from(SECRET.to_owned()))
+    }
+
+    fn now() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    fn sign(algorithm: Algorithm, secret: &str, claims: &Value) -> String {
+        jsonwebtoken::encode(
+            &Header::new(algorithm),
+            claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn minted_tokens_verify() {
+        let t = tokens();
+        let user = t
+            .mint(Caller::User(UserId(7)), Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(t.verify(&user).unwrap(), Caller::User(UserId(7)));
+        let admin = t.mint(Caller::Admin, Duration::from_secs(60)).unwrap();
+        assert_eq!(t.verify(&admin).unwrap(), Caller::Admin);
+    }
+
+    #[test]
+    fn only_sub_and_exp_are_required() {
+        let token = sign(
+            Algorithm::HS256,
+            SECRET,
+            &json!({"sub": "3", "exp": now() + 60}),
+        );
+        assert_eq!(tokens().verify(&token).unwrap(), Caller::User(UserId(3)));
+    }
+
+    #[test]
+    fn bad_tokens_are_401() {
+        let exp = now() + 600;
+        let valid = sign(Algorithm::HS256, SECRET, &json!({"sub": "1", "exp": exp}));
+        let payload = valid.split('.').nth(1).unwrap();
+        // {"alg":"none","typ":"JWT"}, the valid payload, no signature.
+        let alg_none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{payload}.");
+        let cases = [
+            ("garbage", "not-a-jwt".to_owned()),
+            ("alg none", alg_none),
+            (
+                "wrong secret",
+                sign(Algorithm::HS256, "other", &json!({"sub": "1", "exp": exp})),
+            ),
+            (
+                "HS512",
+                sign(Algorithm::HS512, SECRET, &json!({"sub": "1", "exp": exp})),
+            ),
+            (
+                "expired",
+                sign(
+                    Algorithm::HS256,
+                    SECRET,
+                    &json!({"sub": "1", "exp": now() - 3600}),
+                ),
+            ),
+            (
+                "not yet valid",
+                sign(
+                    Algorithm::HS256,
+                    SECRET,
+                    &json!({"sub": "1", "exp": exp, "nbf": now() + 3600}),
+                ),
+            ),
+            (
+                "no sub",
+                sign(Algorithm::HS256, SECRET, &json!({"exp": exp})),
+            ),
+            (
+                "no exp",
+                sign(Algorithm::HS256, SECRET, &json!({"sub": "1"})),
+            ),
+            (
+                "sub not a user id",
+                sign(
+                    Algorithm::HS256,
+                    SECRET,
+                    &json!({"sub": "admin", "exp": exp}),
+                ),
+            ),
+            (
+                "numeric sub",
+                sign(Algorithm::HS256, SECRET, &json!({"sub": 1, "exp": exp})),
+            ),
+        ];
+        for (name, token) in cases {
+            let err = tokens().verify(&token).expect_err(name);
+            assert_eq!(err.status(), axum::http::StatusCode::UNAUTHORIZED, "{name}");
+        }
+    }
+
+    #[test]
+    fn only_the_user_or_an_admin_may_access() {
+        assert!(Caller::User(UserId(1)).ensure_can_access(UserId(1)).is_ok());
+        assert!(Caller::Admin.ensure_can_access(UserId(1)).is_ok());
+        let err = Caller::User(UserId(2))
+            .ensure_can_access(UserId(1))
+            .unwrap_err();
+        assert_eq!(err.status(), axum::http::StatusCode::FORBIDDEN);
     }
 }

@@ -37,7 +37,17 @@ pub enum AppError {
     /// 405 Method Not Allowed.
     #[error("method not allowed")]
     MethodNotAllowed,
-    /// 422 Unprocessable Content: a well-formed body with invalid values.
+    /// 413 Content Too Large: a request body over the limit (`http::MAX_BODY_BYTES`).
+    #[error("the request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// 415 Unsupported Media Type: a request body without `Content-Type: application/json`.
+    #[error("expected a JSON body with `Content-Type: application/json`")]
+    UnsupportedMediaType,
+    /// 422 Unprocessable Content: a well-formed body with invalid values, or a JSON value that
+    /// is not the object the endpoint expects.
     #[error("{message}")]
     Unprocessable {
         /// Error code.
@@ -99,6 +109,8 @@ impl AppError {
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound { .. } => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -114,6 +126,8 @@ impl AppError {
             AppError::Unauthorized(_) => "unauthorized",
             AppError::Forbidden(_) => "forbidden",
             AppError::MethodNotAllowed => "method_not_allowed",
+            AppError::PayloadTooLarge { .. } => "payload_too_large",
+            AppError::UnsupportedMediaType => "unsupported_media_type",
             AppError::Internal(_) => "internal",
         }
     }

@@ -1,10 +1,13 @@
-//! HTTP plumbing shared by the routes: extractors whose rejections use the JSON error shape,
-//! conditional responses (strong ETag, 304 on `If-None-Match`), and the middleware that gives
+//! HTTP plumbing shared by the routes: extractors whose rejections use the JSON error shape
+//! (request bodies: JSON objects of at most [`MAX_BODY_BYTES`]), conditional responses (strong ETag, 304 on `If-None-Match`), and the middleware that gives
 //! every response `Cache-Status` and `Cache-Control` and records its latency.
 
 use crate::error::AppError;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Path, Query, Request};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{
+    DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Path, Query, Request,
+};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -17,11 +20,72 @@ use std::time::Instant;
 /// The `Cache-Status` header name (RFC 9211).
 pub const CACHE_STATUS: &str = "cache-status";
 
-/// `axum::Json` with JSON error bodies: malformed JSON is 400, well-formed JSON with wrong
-/// fields or types is 422.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(AppError))]
+/// The largest request body the origin reads: 16 KiB. Every body of this API is a small JSON
+/// object (a rating is about 30 bytes), so this leaves ample room and keeps a client from making
+/// the origin buffer megabytes (axum's own default is 2 MB). A larger body is a 413.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// A JSON object body deserialised into `T`, refused in the JSON error shape:
+/// - no `Content-Type: application/json` (or `application/*+json`): 415 `unsupported_media_type`;
+/// - more than [`MAX_BODY_BYTES`]: 413 `payload_too_large`;
+/// - not JSON (syntax error, truncated, trailing characters): 400 `malformed_json`;
+/// - JSON that is not an object, or an object with missing, unknown or mistyped fields:
+///   422 `invalid_body`.
+///
+/// Every request body of this API is an object. serde's derives would also accept a struct
+/// written as an array (`[1, 4.5]` as movie 1 rated 4.5), so anything but an object is refused.
 pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = AppError;
+
+    async fn from_request(mut request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json_content_type(request.headers()) {
+            return Err(AppError::UnsupportedMediaType);
+        }
+        DefaultBodyLimit::max(MAX_BODY_BYTES).apply(&mut request);
+        let bytes = Bytes::from_request(request, state).await?;
+        let parsed = axum::Json::<T>::from_bytes(&bytes);
+        // Well-formed JSON that is not an object; a syntax error stays a 400.
+        let well_formed = matches!(parsed, Ok(_) | Err(JsonRejection::JsonDataError(_)));
+        if well_formed && !is_json_object(&bytes) {
+            return Err(AppError::Unprocessable {
+                code: "invalid_body",
+                message: "expected a JSON object".into(),
+            });
+        }
+        let axum::Json(value) = parsed?;
+        Ok(JsonBody(value))
+    }
+}
+
+/// `application/json`, or any `application/*+json`, with or without parameters (RFC 6839).
+fn is_json_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match essence.split_once('/') {
+        Some(("application", subtype)) => subtype == "json" || subtype.ends_with("+json"),
+        _ => false,
+    }
+}
+
+/// Whether the JSON text starts with `{` (after the whitespace JSON allows).
+fn is_json_object(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        .is_some_and(|b| *b == b'{')
+}
 
 /// The query string as a map; unknown parameters are ignored, malformed ones are 400.
 pub struct QueryMap(pub HashMap<String, String>);
@@ -54,11 +118,23 @@ impl From<JsonRejection> for AppError {
                 code: "invalid_body",
                 message: err.body_text(),
             },
-            JsonRejection::MissingJsonContentType(_) => AppError::bad_request(
-                "unsupported_media_type",
-                "expected a JSON body with `Content-Type: application/json`",
-            ),
+            JsonRejection::MissingJsonContentType(_) => AppError::UnsupportedMediaType,
+            JsonRejection::BytesRejection(err) => err.into(),
             other => AppError::bad_request("malformed_json", other.body_text()),
+        }
+    }
+}
+
+impl From<BytesRejection> for AppError {
+    /// Over the limit is 413 (the limit [`JsonBody`] applies); a body that could not be read
+    /// (the client went away mid-body) is 400.
+    fn from(rejection: BytesRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::PayloadTooLarge {
+                limit: MAX_BODY_BYTES,
+            }
+        } else {
+            AppError::bad_request("unreadable_body", rejection.body_text())
         }
     }
 }
@@ -163,4 +239,163 @@ pub async fn not_found() -> AppError {
 /// The JSON 405 for known routes with another method.
 pub async fn method_not_allowed() -> AppError {
     AppError::MethodNotAllowed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::post;
+    use serde_json::Value;
+    use tower::ServiceExt;
+
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Pair {
+        a: i64,
+        b: f64,
+    }
+
+    /// POSTs `body` to a route taking `JsonBody<Pair>`: the status and the error code.
+    async fn post_body(content_type: Option<&str>, body: Body) -> (StatusCode, Option<String>) {
+        let app = Router::new().route(
+            "/",
+            post(|JsonBody(pair): JsonBody<Pair>| async move { format!("{} {}", pair.a, pair.b) }),
+        );
+        let mut request = axum::http::Request::post("/");
+        if let Some(content_type) = content_type {
+            request = request.header(header::CONTENT_TYPE, content_type);
+        }
+        let response = app.oneshot(request.body(body).unwrap()).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let code = serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|v| v["error"]["code"].as_str().map(str::to_owned));
+        (status, code)
+    }
+
+    async fn post_json(body: &str) -> (StatusCode, Option<String>) {
+        post_body(Some("application/json"), Body::from(body.to_owned())).await
+    }
+
+    #[tokio::test]
+    async fn objects_with_the_right_fields_are_accepted() {
+        assert_eq!(
+            post_json(r#"{"a": 1, "b": 2.5}"#).await,
+            (StatusCode::OK, None)
+        );
+        assert_eq!(
+            post_json(" \n\t{\"a\":1,\"b\":2}\r\n").await.0,
+            StatusCode::OK
+        );
+        for content_type in [
+            "application/json; charset=utf-8",
+            "Application/JSON",
+            "application/merge-patch+json",
+        ] {
+            let body = Body::from(r#"{"a": 1, "b": 2}"#);
+            assert_eq!(
+                post_body(Some(content_type), body).await.0,
+                StatusCode::OK,
+                "{content_type}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn anything_but_json_content_is_415() {
+        for content_type in [
+            None,
+            Some("text/plain"),
+            Some("text/json"),
+            Some("application/x-www-form-urlencoded"),
+            Some("application/jsonx"),
+        ] {
+            assert_eq!(
+                post_body(content_type, Body::from(r#"{"a": 1, "b": 2}"#)).await,
+                (
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    Some("unsupported_media_type".into())
+                ),
+                "{content_type:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn malformed_json_is_400() {
+        for body in [
+            "",
+            "{",
+            r#"{"a": 1,"#,
+            "[1, 2.5",
+            "{a: 1}",
+            r#"{"a":1,"b":2} x"#,
+        ] {
+            assert_eq!(
+                post_json(body).await,
+                (StatusCode::BAD_REQUEST, Some("malformed_json".into())),
+                "{body}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn json_that_is_not_the_object_is_422() {
+        for body in [
+            "[1, 2.5]",
+            " [1, 2.5]",
+            "[]",
+            r#""a""#,
+            "12",
+            "null",
+            "true",
+            r#"{"a": 1}"#,
+            r#"{"a": "1", "b": 2}"#,
+            r#"{"a": 1.5, "b": 2}"#,
+            r#"{"a": 1, "b": 2, "c": 3}"#,
+        ] {
+            assert_eq!(
+                post_json(body).await,
+                (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    Some("invalid_body".into())
+                ),
+                "{body}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn bodies_over_the_limit_are_413_announced_or_streamed() {
+        let object = r#"{"a": 1, "b": 2}"#;
+        let exactly = format!("{object}{}", " ".repeat(MAX_BODY_BYTES - object.len()));
+        assert_eq!(post_json(&exactly).await.0, StatusCode::OK);
+        let over = format!("{exactly} ");
+        assert_eq!(
+            post_json(&over).await,
+            (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Some("payload_too_large".into())
+            )
+        );
+        // Without a length up front (chunked): cut off once the limit is passed.
+        let chunks = over
+            .into_bytes()
+            .chunks(1000)
+            .map(|c| Ok::<_, std::io::Error>(Bytes::copy_from_slice(c)))
+            .collect::<Vec<_>>();
+        let streamed = Body::from_stream(futures::stream::iter(chunks));
+        assert_eq!(
+            post_body(Some("application/json"), streamed).await,
+            (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Some("payload_too_large".into())
+            )
+        );
+    }
 }

@@ -2,12 +2,12 @@
 //! Defaults match `scripts/services.sh`, so a developer's machine needs no settings at all.
 
 use clap::{Args, ValueEnum};
-use secrecy::SecretString;
-use std::net::SocketAddr;
+use secrecy::{ExposeSecret, SecretString};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-/// The JWT secret used when none is configured: fine on a laptop, refused nowhere, warned
-/// about at start-up.
+/// The JWT secret used when none is configured: fine on a laptop (warned about at start-up),
+/// refused on any address other machines can reach ([`Settings::check_secrets`]).
 pub const DEV_JWT_SECRET: &str = "dev-only-secret-change-me";
 
 /// One Redis, or a Redis Cluster.
@@ -111,11 +111,149 @@ pub struct Settings {
     /// Run pending migrations at start-up.
     #[arg(long, env = "MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
     pub migrate_on_start: bool,
+
+    /// How often the metrics recorder folds recorded histogram samples into its buckets, in
+    /// ms. Without it samples pile up until `/metrics` is scraped; the first origin of a
+    /// process sets it (the recorder is process-wide).
+    #[arg(long, env = "METRICS_UPKEEP_MS", default_value_t = 5000)]
+    pub metrics_upkeep_ms: u64,
+}
+
+/// Why `origin serve` refuses to start with its settings. Each message is one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    /// The JWT secret is public (the built-in development value, or empty) and the listen
+    /// address is not loopback: anyone who can reach the service could mint an admin token.
+    #[error(
+        "refusing to listen on {listen}: JWT_SECRET is {which}, so anyone could mint tokens; \
+         set JWT_SECRET to a secret of your own, or listen on loopback (127.0.0.1 or ::1)"
+    )]
+    PublicJwtSecret {
+        /// The configured listen address.
+        listen: SocketAddr,
+        /// `the built-in development value` or `empty`.
+        which: &'static str,
+    },
 }
 
 impl Settings {
+    /// Refuses a secret everyone knows on an address other machines can reach; called before
+    /// `serve` connects to anything.
+    ///
+    /// Only `JWT_SECRET` has a built-in default that is a secret. The defaults of
+    /// `DATABASE_URL` and `REDIS_URL` carry no password and name loopback servers (those of
+    /// `scripts/services.sh`), so they give nobody anything and are left alone; a deployment
+    /// that needs credentials puts them in its own URLs.
+    pub fn check_secrets(&self) -> Result<(), SettingsError> {
+        if is_loopback(self.listen.ip()) {
+            return Ok(());
+        }
+        let secret = self.jwt_secret.expose_secret();
+        let which = if secret == DEV_JWT_SECRET {
+            "the built-in development value"
+        } else if secret.trim().is_empty() {
+            "empty"
+        } else {
+            return Ok(());
+        };
+        Err(SettingsError::PublicJwtSecret {
+            listen: self.listen,
+            which,
+        })
+    }
+
     /// The Redis per-command timeout.
     pub fn redis_timeout(&self) -> Duration {
         Duration::from_millis(self.redis_timeout_ms)
+    }
+}
+
+/// IPv4 127/8 or IPv6 `::1` (an IPv4-mapped `::ffff:127.x.y.z` counts as its IPv4 address).
+fn is_loopback(ip: IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: Settings,
+    }
+
+    /// Settings as `origin serve --listen LISTEN --jwt-secret SECRET` parses them (both given
+    /// as flags, so the test's environment cannot change them).
+    fn settings(listen: &str, secret: &str) -> Settings {
+        Cli::try_parse_from(["origin", "--listen", listen, "--jwt-secret", secret])
+            .unwrap()
+            .settings
+    }
+
+    #[test]
+    fn the_development_secret_is_refused_off_loopback() {
+        for listen in [
+            "0.0.0.0:8080",
+            "192.168.1.10:80",
+            "[::]:8080",
+            "[2001:db8::1]:8080",
+        ] {
+            let err = settings(listen, DEV_JWT_SECRET)
+                .check_secrets()
+                .expect_err(listen);
+            assert_eq!(
+                err,
+                SettingsError::PublicJwtSecret {
+                    listen: listen.parse().unwrap(),
+                    which: "the built-in development value",
+                }
+            );
+            let message = err.to_string();
+            assert!(!message.contains('\n'), "{message}");
+            assert!(
+                message.contains("JWT_SECRET") && message.contains(listen),
+                "{message}"
+            );
+            assert!(
+                !message.contains(DEV_JWT_SECRET),
+                "never print the secret: {message}"
+            );
+        }
+        assert_eq!(
+            settings("0.0.0.0:80", " ").check_secrets(),
+            Err(SettingsError::PublicJwtSecret {
+                listen: "0.0.0.0:80".parse().unwrap(),
+                which: "empty",
+            })
+        );
+    }
+
+    #[test]
+    fn the_development_secret_is_allowed_on_loopback() {
+        for listen in [
+            "127.0.0.1:8080",
+            "127.1.2.3:0",
+            "[::1]:8080",
+            "[::ffff:127.0.0.1]:80",
+        ] {
+            assert_eq!(
+                settings(listen, DEV_JWT_SECRET).check_secrets(),
+                Ok(()),
+                "{listen}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_own_secret_may_listen_anywhere() {
+        for listen in ["0.0.0.0:8080", "[::]:80", "127.0.0.1:8080"] {
+            assert_eq!(
+                settings(listen, "s3cr3t-of-my-own").check_secrets(),
+                Ok(()),
+                "{listen}"
+            );
+        }
     }
 }
