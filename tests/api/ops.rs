@@ -27,11 +27,11 @@ async fn health_ready_and_metrics() {
     let text = metrics.text().await.unwrap();
     assert!(text.contains("http_request_duration_seconds_bucket{method=\"GET\",route=\"/movies/{id}\",status=\"200\""), "{text}");
     assert!(
-        text.contains("cache_hits_total{family=\"metadata\"}"),
+        text.contains("cache_hits_total{family=\"metadata\",source=\"client\"}"),
         "{text}"
     );
     assert!(
-        text.contains("cache_misses_total{family=\"metadata\"}"),
+        text.contains("cache_misses_total{family=\"metadata\",source=\"client\"}"),
         "{text}"
     );
 }
@@ -136,4 +136,105 @@ async fn admin_warm_refresh_reload_and_stats() {
         );
     }
     assert_eq!(stats["alerts"]["memory_high"]["state"], "ok");
+}
+
+/// A client that hangs up during `POST /admin/views/refresh` does not cut the refresh short:
+/// it completes (the genre lists built from the old view are invalidated) and releases its
+/// advisory lock (the next refresh runs).
+#[tokio::test]
+async fn a_view_refresh_survives_its_client_hanging_up() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use secrecy::ExposeSecret;
+    use sqlx::Connection;
+    use tower::ServiceExt;
+
+    let app = TestApp::spawn().await;
+    app.get("/genres/drama/top").await;
+    assert!(cache_status(&app.get("/genres/drama/top").await).starts_with("origin; hit"));
+    let key = app.state.cache.keys().genre_top("drama");
+
+    // Another session refreshes the view in an open transaction: the origin's refresh takes
+    // its advisory lock, then waits for the view.
+    let url = app.state.settings.database.database_url.expose_secret();
+    let mut blocker = sqlx::PgConnection::connect(url).await.unwrap();
+    let blocker_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut blocker)
+        .await
+        .unwrap();
+    let mut blocking = blocker.begin().await.unwrap();
+    sqlx::query("REFRESH MATERIALIZED VIEW CONCURRENTLY top_movies_by_genre")
+        .execute(&mut *blocking)
+        .await
+        .unwrap();
+
+    // The request, driven in this task, is dropped as soon as its refresh waits behind the
+    // blocker: what hyper does with a handler when its client disconnects.
+    let request = Request::post("/admin/views/refresh")
+        .header("authorization", format!("Bearer {}", app.admin_token()))
+        .body(Body::empty())
+        .unwrap();
+    let call = origin::routes::router(app.state.clone()).oneshot(request);
+    tokio::select! {
+        response = call => panic!("the refresh answered while the view was held: {response:?}"),
+        () = blocked_behind(app.db(), blocker_pid) => {}
+    }
+    assert_eq!(
+        advisory_locks(app.db()).await,
+        1,
+        "the refresh had its lock when the client left"
+    );
+    blocking.rollback().await.unwrap();
+
+    // The refresh goes on without its client: it invalidates the genre lists last.
+    let redis = app.state.cache.redis();
+    let invalidated = async {
+        loop {
+            let exists: i64 = redis.query(redis::cmd("EXISTS").arg(&key)).await.unwrap();
+            if exists == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), invalidated)
+        .await
+        .expect("the refresh whose client hung up never invalidated the genre lists");
+    assert_eq!(advisory_locks(app.db()).await, 0, "its lock was released");
+    let again: Value = app
+        .admin_post("/admin/views/refresh")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["refreshed"], true, "{again}");
+}
+
+/// Returns once a session of this database waits for a lock that `pid` holds.
+async fn blocked_behind(db: &sqlx::PgPool, pid: i32) {
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND $1 = ANY(pg_blocking_pids(pid))",
+        )
+        .bind(pid)
+        .fetch_one(db)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// Advisory locks held in this database.
+async fn advisory_locks(db: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+         WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()",
+    )
+    .fetch_one(db)
+    .await
+    .unwrap()
 }

@@ -114,6 +114,7 @@ pub fn test_settings(database_url: &str, mode: RedisMode, redis_url: &str) -> Se
         warm_concurrency: 4,
         warm_max_users: 50,
         migrate_on_start: true,
+        metrics_upkeep_ms: 5000,
     }
 }
 
@@ -291,6 +292,20 @@ pub fn cache_status(response: &reqwest::Response) -> String {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned()
+}
+
+/// The built `origin` binary (`cargo build -p origin`; `scripts/test.sh` builds it first).
+pub fn origin_binary() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    let binary = target.join("debug/origin");
+    assert!(
+        binary.exists(),
+        "{} is not built: run `cargo build -p origin`",
+        binary.display()
+    );
+    binary
 }
 
 /// A free loopback port (bound, then released).

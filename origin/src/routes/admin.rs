@@ -1,5 +1,10 @@
 //! Administration (admin role only): warm the caches, refresh the top-by-genre view, reload
 //! the model, and read cache statistics with alert states.
+//!
+//! Warming and the view refresh write in several steps (the refresh under an advisory lock):
+//! they run to completion on a task of their own (`warm::to_completion`), so a client that
+//! hangs up does not cut them short. A model reload is a read followed by one atomic swap,
+//! with no await between the swap and the warming it spawns: nothing to leave halfway.
 
 use crate::auth::Admin;
 use crate::error::AppError;
@@ -19,8 +24,12 @@ pub fn router() -> Router<AppState> {
         .route("/admin/cache/stats", get(cache_stats))
 }
 
-async fn warm_caches(_: Admin, State(state): State<AppState>) -> Json<warm::WarmReport> {
-    Json(warm::warm(&state).await)
+async fn warm_caches(
+    _: Admin,
+    State(state): State<AppState>,
+) -> Result<Json<warm::WarmReport>, AppError> {
+    let report = warm::to_completion(async move { warm::warm(&state).await }).await?;
+    Ok(Json(report))
 }
 
 async fn refresh_views(
