@@ -3,7 +3,8 @@
 # exactly what CI runs (.ci/run).
 #
 # Starts what is missing (PostgreSQL, Redis, Redis Cluster: scripts/services.sh; MovieLens:
-# scripts/fetch-data.sh; the wasm32 target), builds, imports MovieLens 100K into a template
+# scripts/fetch-data.sh; the wasm32 target), checks formatting and lints (`cargo fmt --check`,
+# clippy with `-D warnings`, the edge crate for wasm32), builds, imports MovieLens 100K into a template
 # database that each test copies (with a model trained on it), then runs:
 #   1. unit tests of every crate and the end-to-end tests against the single Redis;
 #   2. the end-to-end tests again against the Redis Cluster;
@@ -47,6 +48,11 @@ echo "== services"
 scripts/services.sh up
 scripts/fetch-data.sh
 rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+
+echo "== style and lints (rustfmt; clippy with warnings as errors, the edge for wasm32)"
+cargo fmt --all --check
+cargo clippy --locked --workspace --exclude edge --all-targets -- -D warnings
+cargo clippy --locked -p edge --target wasm32-unknown-unknown --all-targets -- -D warnings
 
 echo "== build"
 cargo build --locked --workspace --exclude edge --all-targets

@@ -363,6 +363,15 @@ impl Db {
         )
     }
 
+    /// The data set's epoch (0 before any import recorded one).
+    pub async fn dataset_epoch(&self) -> Result<u64, AppError> {
+        let epoch: Option<i64> =
+            sqlx::query_scalar("SELECT epoch FROM dataset_epoch WHERE singleton")
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(epoch.map_or(0, |e| e as u64))
+    }
+
     /// The smallest rating count among the most active 20% of users (0 with no users).
     pub async fn power_user_threshold(&self) -> Result<i64, AppError> {
         let share = shared::ttl::POWER_USER_SHARE;

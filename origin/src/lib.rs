@@ -8,14 +8,19 @@
 //!   `Cache-Status`; [`auth`]: JWTs; [`error`]: the one error type and its JSON bodies.
 //! - [`reads`]: each cached family's key, TTL and computation; [`cache`]: the Redis cache
 //!   (single flight, generations, stale serving, degraded mode); [`stats`]: its report.
+//! - [`dataset`]: the data set's epoch, so a replaced data set is never served from cache.
 //! - [`db`]: PostgreSQL queries; [`recommend`]: the recommendation strategies; [`model`]:
 //!   training, storing, loading and swapping the recommender model.
+//! - [`hooks`]: test seams where a test holds a request to make an interleaving happen.
 //! - [`warm`]: warming and hourly maintenance; [`import`]: MovieLens and synthetic data.
+//! - [`telemetry`]: `x-request-id`, the one log line per request, the log subscriber.
 
 pub mod auth;
 pub mod cache;
+pub mod dataset;
 pub mod db;
 pub mod error;
+pub mod hooks;
 pub mod http;
 pub mod import;
 pub mod model;
@@ -26,4 +31,5 @@ pub mod settings;
 pub mod startup;
 pub mod state;
 pub mod stats;
+pub mod telemetry;
 pub mod warm;

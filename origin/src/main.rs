@@ -14,9 +14,11 @@
 use clap::{Parser, Subcommand};
 use origin::auth::{Caller, Tokens};
 use origin::db::Db;
+use origin::import::edge_purge::{self, EdgeFootprint};
 use origin::import::{Source, SyntheticSpec};
 use origin::settings::{DEV_JWT_SECRET, DatabaseSettings, Settings};
 use origin::startup::Application;
+use origin::telemetry::LogFormat;
 use recommender::als::AlsParams;
 use recommender::evaluation::Report;
 use secrecy::SecretString;
@@ -31,6 +33,15 @@ use std::time::Duration;
     about = "Movie recommendations: the origin service"
 )]
 struct Cli {
+    /// Log lines on stderr: `text` (coloured only on a terminal) or `json` (one object a line).
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -102,6 +113,13 @@ enum Command {
         /// Replace a different data set already in the database.
         #[arg(long)]
         replace: bool,
+        /// After a replacing import, purge every path of the old and new data from the edge
+        /// at this URL (e.g. http://127.0.0.1:8787), with PURGE_SECRET.
+        #[arg(long, env = "EDGE_PURGE_URL", requires = "purge_secret")]
+        purge_edge: Option<String>,
+        /// The edge's purge secret.
+        #[arg(long, env = "PURGE_SECRET", hide_env_values = true)]
+        purge_secret: Option<SecretString>,
     },
     /// Train the recommender on every rating and store it as a new model version.
     Train {
@@ -144,15 +162,16 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    origin::telemetry::init_logging(cli.log_format);
+    match cli.command {
         Command::Serve(settings) => {
+            // Before connecting to anything: a public secret on a reachable address is refused
+            // with one line and clap's exit code for invalid settings (2), not an error chain.
+            if let Err(err) = settings.check_secrets() {
+                eprintln!("origin: {err}");
+                std::process::exit(2);
+            }
             let app = Application::build(*settings).await?;
             tracing::info!(port = app.port(), "origin listening");
             app.run_until_stopped().await?;
@@ -170,9 +189,15 @@ async fn main() -> anyhow::Result<()> {
             ratings,
             seed,
             replace,
+            purge_edge,
+            purge_secret,
         } => {
             let db = Db::connect_lazy(&database)?;
             db.migrate().await?;
+            let before = match purge_edge {
+                Some(_) => Some(EdgeFootprint::read(db.pool()).await?),
+                None => None,
+            };
             let source = if synthetic {
                 Source::Synthetic(SyntheticSpec {
                     users,
@@ -195,6 +220,15 @@ async fn main() -> anyhow::Result<()> {
                     report.ratings,
                     report.elapsed.as_secs_f64()
                 );
+                if let (Some(edge), Some(secret), Some(before)) = (purge_edge, purge_secret, before)
+                {
+                    let both = before.union(EdgeFootprint::read(db.pool()).await?);
+                    let summary = edge_purge::purge(&edge, &secret, &both).await?;
+                    eprintln!(
+                        "edge {edge}: {} paths purged, {} were cached",
+                        summary.paths, summary.purged
+                    );
+                }
             }
         }
         Command::Train { database, params } => {

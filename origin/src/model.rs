@@ -107,6 +107,11 @@ impl ModelSlot {
         self.current.read().expect("model lock poisoned").clone()
     }
 
+    /// Serves no model from now on (the data it was trained on was replaced).
+    pub fn clear(&self) -> Option<Arc<LoadedModel>> {
+        self.current.write().expect("model lock poisoned").take()
+    }
+
     /// Serves `model` from now on; returns the previous one.
     pub fn set(&self, model: LoadedModel) -> Option<Arc<LoadedModel>> {
         self.current

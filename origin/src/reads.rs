@@ -1,12 +1,16 @@
 //! Cached reads: for each family, its key, TTL and computation in one place, used by the
 //! routes and by warming alike. Each returns the stored JSON bytes and the cache outcome.
+//! Every computation reads its inputs after the cache has pinned the generation it will be
+//! stored under (see `cache`), and the recommendation path is gather, compute, store.
 
-use crate::cache::{Computed, Scope, Served};
+use crate::cache::{Computed, Pinned, Scope, Served};
+use crate::hooks::Point;
+use crate::recommend;
 use crate::error::AppError;
 use crate::model::LoadedModel;
 use crate::state::AppState;
 use shared::cache_key::Family;
-use shared::dto::{Genre, Genres, Profile, Recommendations};
+use shared::dto::{Genre, Genres, Profile, Recommendation, Recommendations};
 use shared::params::{Limit, MovieId, Strategy, UserId};
 use shared::ttl::ttl_secs;
 use std::sync::Arc;
@@ -71,7 +75,7 @@ pub async fn movie(state: &AppState, id: MovieId) -> Result<Served, AppError> {
     let db = state.db.clone();
     state
         .cache
-        .get_or_compute(Family::Metadata, key, Scope::Global, move || async move {
+        .get_or_compute(Family::Metadata, key, Scope::Global, move |_| async move {
             let movie = db.movie(id).await?.ok_or_else(|| {
                 AppError::not_found("movie_not_found", format!("movie {} does not exist", id.0))
             })?;
@@ -90,7 +94,7 @@ pub async fn popular(state: &AppState) -> Result<Served, AppError> {
     let db = state.db.clone();
     state
         .cache
-        .get_or_compute(Family::Popular, key, Scope::Global, move || async move {
+        .get_or_compute(Family::Popular, key, Scope::Global, move |_| async move {
             let movies = db.popular(Limit::MAX as i64).await?;
             Ok(Computed {
                 body: encode_list(None, &movies)?,
@@ -107,7 +111,7 @@ pub async fn genres(state: &AppState) -> Result<Served, AppError> {
     let db = state.db.clone();
     state
         .cache
-        .get_or_compute(Family::Genres, key, Scope::Global, move || async move {
+        .get_or_compute(Family::Genres, key, Scope::Global, move |_| async move {
             Ok(Computed {
                 body: json(&Genres {
                     genres: db.genres().await?,
@@ -140,7 +144,7 @@ pub async fn genre_top(state: &AppState, genre: Genre) -> Result<Served, AppErro
     let db = state.db.clone();
     state
         .cache
-        .get_or_compute(Family::Genres, key, Scope::Global, move || async move {
+        .get_or_compute(Family::Genres, key, Scope::Global, move |_| async move {
             let movies = db.genre_top(genre.id, Limit::MAX as i64).await?;
             Ok(Computed {
                 body: encode_list(Some(("genre", json(&genre)?)), &movies)?,
@@ -161,7 +165,7 @@ pub async fn profile(state: &AppState, user: UserId) -> Result<Served, AppError>
             Family::Profile,
             key,
             Scope::User(user),
-            move || async move {
+            move |_| async move {
                 let profile: Profile = db.profile(user).await?.ok_or_else(|| {
                     AppError::not_found("user_not_found", format!("user {} does not exist", user.0))
                 })?;
@@ -174,40 +178,14 @@ pub async fn profile(state: &AppState, user: UserId) -> Result<Served, AppError>
         .await
 }
 
-/// A user's embedding for `model` (see `LoadedModel::embed`), cached as little-endian f32
-/// for 7 days.
-pub async fn embedding(
-    state: &AppState,
-    model: &Arc<LoadedModel>,
-    user: UserId,
-    rows: Vec<(u32, f32)>,
-    recent: Vec<(u32, f32)>,
-) -> Result<Vec<f32>, AppError> {
-    let key = state.cache.keys().embedding(user);
-    let ttl = ttl_secs(Family::Embedding, false, &key);
-    let scope = Scope::UserModel(user, Arc::from(model.version.as_str()));
-    let model = Arc::clone(model);
-    let served = state
-        .cache
-        .get_or_compute(Family::Embedding, key, scope, move || async move {
-            let vector = tokio::task::spawn_blocking(move || model.embed(&rows, &recent))
-                .await
-                .map_err(|e| AppError::from(anyhow::Error::new(e).context("fold-in task")))?;
-            Ok(Computed {
-                body: vector.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                ttl_secs: ttl,
-            })
-        })
-        .await?;
-    Ok(served
-        .body
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect())
-}
-
 /// A user's recommendations; power users' live 24 h, others' 1 h. Values computed with a
 /// model are tied to its version, so none is served after a reload.
+///
+/// The computation is one-way: the cache pins the user's generation before it starts, every
+/// input (activity, ratings, the cached embedding, genre weights) is read after that, the
+/// ranking is pure, and the embedding it folds in is stored under the same pinned generation.
+/// So an embedding computed from ratings read before a write can never be stored under the
+/// generation that write created.
 pub async fn recommendations(
     state: &AppState,
     user: UserId,
@@ -229,16 +207,21 @@ pub async fn recommendations(
         .get_or_compute(
             Family::Recommendations,
             key.clone(),
-            scope,
-            move || async move {
+            scope.clone(),
+            move |pinned| async move {
                 let state = state_for_compute;
                 let activity = state.db.user_activity(user).await?.ok_or_else(|| {
                     AppError::not_found("user_not_found", format!("user {} does not exist", user.0))
                 })?;
                 let model_version = model.as_ref().map(|m| m.version.clone());
-                let items =
-                    crate::recommend::recommend(&state, model, user, n.get() as usize, strategy)
-                        .await?;
+                let n_items = n.get() as usize;
+                let items = match model {
+                    Some(model) => {
+                        with_model(&state, model, user, n_items, strategy, &scope, &pinned)
+                            .await?
+                    }
+                    None => recommend::without_model(&state.db, user, n_items, strategy).await?,
+                };
                 let body = Recommendations {
                     user_id: user.0,
                     strategy: strategy.as_str().to_owned(),
@@ -253,6 +236,75 @@ pub async fn recommendations(
             },
         )
         .await
+}
+
+/// The model strategies: gather (ratings, the embedding cached under `pinned`, genre weights),
+/// score on the blocking pool, store a newly folded-in embedding under `pinned`, render.
+async fn with_model(
+    state: &AppState,
+    model: Arc<LoadedModel>,
+    user: UserId,
+    n: usize,
+    strategy: Strategy,
+    scope: &Scope,
+    pinned: &Pinned,
+) -> Result<Vec<Recommendation>, AppError> {
+    let ratings = state.db.user_ratings(user).await?;
+    state
+        .cache
+        .hooks()
+        .at(|| Point::RatingsRead { user })
+        .await;
+    let rows = model.rows(&ratings);
+    if rows.is_empty() {
+        // Cold start: nothing to fold in.
+        let fallback = match strategy {
+            Strategy::Hybrid => Strategy::Hybrid,
+            _ => Strategy::Popular,
+        };
+        return recommend::without_model(&state.db, user, n, fallback).await;
+    }
+    let embedding_key = state.cache.keys().embedding(user);
+    let embedding = state
+        .cache
+        .peek(Family::Embedding, &embedding_key, scope, pinned)
+        .await
+        .map(|bytes| decode_f32(&bytes));
+    let long_term = match strategy {
+        Strategy::Hybrid => Some(recommend::genre_weights(&state.db, user).await?),
+        _ => None,
+    };
+    let inputs = recommend::Inputs {
+        recent: model.recent_rows(&ratings),
+        rows,
+        embedding,
+        long_term,
+        n,
+    };
+    let scoring = Arc::clone(&model);
+    let scored = tokio::task::spawn_blocking(move || recommend::score(&scoring, inputs))
+        .await
+        .map_err(|e| AppError::from(anyhow::Error::new(e).context("scoring task")))?;
+    if let Some(vector) = &scored.computed_embedding {
+        let computed = Computed {
+            body: vector.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ttl_secs: ttl_secs(Family::Embedding, false, &embedding_key),
+        };
+        state
+            .cache
+            .store(Family::Embedding, &embedding_key, scope, pinned, computed)
+            .await;
+    }
+    let movies = state.db.movies(&recommend::movie_ids(&model, &scored)).await?;
+    Ok(recommend::render(&model, &scored, movies))
+}
+
+/// Little-endian f32s, as the embedding is stored.
+fn decode_f32(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 #[cfg(test)]

@@ -9,17 +9,20 @@
 //!   user without ratings, genre and popularity blended.
 //! - `popular`: the most rated movies; `genre`: the best rated of the user's favourite genres.
 //!
-//! Scoring runs on the blocking pool, never on the async reactor.
+//! The collaborative path is one-way (see `reads::recommendations`): the caller pins the
+//! user's generation, gathers every input ([`Inputs`]: ratings, a cached embedding, genre
+//! weights), then [`score`] (pure, run on the blocking pool) ranks the movies and
+//! [`render`] (pure) explains them with their titles. Nothing here reads the cache, so
+//! nothing can be read under another generation than the one the result is stored with.
+//! The other strategies read PostgreSQL only.
 
 use crate::db::Db;
 use crate::error::AppError;
 use crate::model::LoadedModel;
-use crate::state::AppState;
 use recommender::model::ItemModel;
 use shared::dto::{Movie, Recommendation};
 use shared::params::{Strategy, UserId};
 use std::collections::HashMap;
-use std::sync::Arc;
 
 /// How many favourite genres the `genre` strategy draws from.
 const FAVOURITE_GENRES: usize = 3;
@@ -30,84 +33,82 @@ const RECENT_GENRE_WEIGHT: f64 = 0.25;
 /// A rating from which a movie counts as liked (for explanations).
 const LIKED: f32 = 4.0;
 
-/// Top `n` recommendations for `user` with `strategy`, using `model` where the strategy can.
-pub async fn recommend(
-    state: &AppState,
-    model: Option<Arc<LoadedModel>>,
+/// Top `n` for the strategies that need no model (`popular`, `genre`, and `hybrid` when no
+/// model is loaded), and the cold-start answer of the model strategies; PostgreSQL only.
+/// `collaborative` without a model is a 503.
+pub async fn without_model(
+    db: &Db,
     user: UserId,
     n: usize,
     strategy: Strategy,
 ) -> Result<Vec<Recommendation>, AppError> {
-    let db = &state.db;
-    match (strategy, model) {
-        (Strategy::Popular, _) => popular(db, user, n).await,
-        (Strategy::Genre, _) => genre(db, user, n).await,
-        (Strategy::Collaborative, Some(model)) => collaborative(state, model, user, n, false).await,
-        (Strategy::Hybrid, Some(model)) => collaborative(state, model, user, n, true).await,
-        (Strategy::Hybrid, None) => hybrid(db, user, n).await,
-        (Strategy::Collaborative, None) => Err(AppError::Unavailable {
+    match strategy {
+        Strategy::Popular => popular(db, user, n).await,
+        Strategy::Genre => genre(db, user, n).await,
+        Strategy::Hybrid => hybrid(db, user, n).await,
+        Strategy::Collaborative => Err(AppError::Unavailable {
             code: "model_unavailable",
             message: "the collaborative strategy needs a trained model, and none is loaded".into(),
         }),
     }
 }
 
-/// Collaborative scores over every movie; for `hybrid`, plus a genre term: the user's
-/// long-term genre affinity, and (weighted more) the genres of what they rated since the model
-/// was trained, so a fresh taste shows in the very next recommendations.
-async fn collaborative(
-    state: &AppState,
-    model: Arc<LoadedModel>,
-    user: UserId,
-    n: usize,
-    genre_boost: bool,
-) -> Result<Vec<Recommendation>, AppError> {
-    let ratings = state.db.user_ratings(user).await?;
-    let rows = model.rows(&ratings);
-    if rows.is_empty() {
-        // Cold start: nothing to fold in.
-        return if genre_boost {
-            hybrid(&state.db, user, n).await
-        } else {
-            popular(&state.db, user, n).await
-        };
-    }
-    let recent = model.recent_rows(&ratings);
-    let embedding =
-        crate::reads::embedding(state, &model, user, rows.clone(), recent.clone()).await?;
-    let boost = if genre_boost {
-        let long_term = genre_weights(&state.db, user).await?;
-        Some((long_term, recent_genre_weights(&model, &recent)))
-    } else {
-        None
-    };
-    let scoring_model = Arc::clone(&model);
-    let scoring_rows = rows.clone();
-    let top = tokio::task::spawn_blocking(move || {
-        let mut scores = scoring_model
-            .model
-            .scores(ndarray::ArrayView1::from(&embedding));
-        if let Some((long_term, recent)) = boost {
-            for (score, genres) in scores.iter_mut().zip(&scoring_model.item_genres) {
-                *score += (LONG_TERM_GENRE_WEIGHT * strongest(*genres, &long_term)
-                    + RECENT_GENRE_WEIGHT * strongest(*genres, &recent))
-                    as f32;
-            }
+/// Everything a model strategy computes from, gathered under one pinned generation.
+pub struct Inputs {
+    /// The user's ratings as (factor row, rating); not empty.
+    pub rows: Vec<(u32, f32)>,
+    /// The ratings made since the model was trained.
+    pub recent: Vec<(u32, f32)>,
+    /// The user's cached embedding for this model and generation, if there was one.
+    pub embedding: Option<Vec<f32>>,
+    /// For `hybrid`: the user's long-term genre weights (see [`genre_weights`]).
+    pub long_term: Option<[f64; 32]>,
+    /// How many to recommend.
+    pub n: usize,
+}
+
+/// What [`score`] found.
+pub struct Scored {
+    /// The embedding, when it was computed here (the caller stores it).
+    pub computed_embedding: Option<Vec<f32>>,
+    /// The top movies as (factor row, score), best first.
+    pub top: Vec<(u32, f32)>,
+    /// For each, the liked movie (factor row) it is closest to.
+    pub because: Vec<Option<u32>>,
+}
+
+/// Scores every movie against the user's embedding (folded in unless cached), plus, for
+/// `hybrid`, a genre term: long-term favourites and, weighted more, the genres rated since the
+/// model was trained, so a fresh taste shows in the very next recommendations. Seen movies
+/// are excluded. Pure and CPU-bound: run it on the blocking pool.
+pub fn score(model: &LoadedModel, inputs: Inputs) -> Scored {
+    let (embedding, computed_embedding) = match inputs.embedding {
+        Some(cached) if cached.len() == model.model.factors() => (cached, None),
+        _ => {
+            let vector = model.embed(&inputs.rows, &inputs.recent).to_vec();
+            (vector.clone(), Some(vector))
         }
-        let seen: Vec<u32> = scoring_rows.iter().map(|(row, _)| *row).collect();
-        ItemModel::top_n(&scores, &seen, n)
-    })
-    .await
-    .map_err(|e| AppError::from(anyhow::Error::new(e).context("scoring task")))?;
+    };
+    let mut scores = model.model.scores(ndarray::ArrayView1::from(&embedding));
+    if let Some(long_term) = inputs.long_term {
+        let recent = recent_genre_weights(model, &inputs.recent);
+        for (score, genres) in scores.iter_mut().zip(&model.item_genres) {
+            *score += (LONG_TERM_GENRE_WEIGHT * strongest(*genres, &long_term)
+                + RECENT_GENRE_WEIGHT * strongest(*genres, &recent)) as f32;
+        }
+    }
+    let seen: Vec<u32> = inputs.rows.iter().map(|(row, _)| *row).collect();
+    let top = ItemModel::top_n(&scores, &seen, inputs.n);
 
     // Explanation: the liked movie (or, failing that, the best-rated one) closest to each pick.
-    let best = rows.iter().map(|(_, r)| *r).fold(0.0f32, f32::max);
-    let liked: Vec<u32> = rows
+    let best = inputs.rows.iter().map(|(_, r)| *r).fold(0.0f32, f32::max);
+    let liked: Vec<u32> = inputs
+        .rows
         .iter()
         .filter(|(_, r)| *r >= LIKED.min(best))
         .map(|(row, _)| *row)
         .collect();
-    let because: Vec<Option<u32>> = top
+    let because = top
         .iter()
         .map(|(item, _)| {
             liked.iter().copied().max_by(|a, b| {
@@ -116,24 +117,32 @@ async fn collaborative(
             })
         })
         .collect();
-    let mut ids: Vec<i32> = top
-        .iter()
-        .map(|(item, _)| model.item_ids[*item as usize])
-        .collect();
-    ids.extend(
-        because
-            .iter()
-            .flatten()
-            .map(|row| model.item_ids[*row as usize]),
-    );
-    let mut movies: HashMap<i32, Movie> = state
-        .db
-        .movies(&ids)
-        .await?
-        .into_iter()
-        .map(|m| (m.id, m))
-        .collect();
-    let reasons: Vec<String> = because
+    Scored {
+        computed_embedding,
+        top,
+        because,
+    }
+}
+
+/// The movie ids [`render`] needs the metadata of: the picks and the movies explaining them.
+pub fn movie_ids(model: &LoadedModel, scored: &Scored) -> Vec<i32> {
+    let picks = scored.top.iter().map(|(row, _)| *row);
+    let reasons = scored.because.iter().flatten().copied();
+    picks
+        .chain(reasons)
+        .map(|row| model.item_ids[row as usize])
+        .collect()
+}
+
+/// The recommendations of `scored`, with titles and reasons from `movies`.
+pub fn render(
+    model: &LoadedModel,
+    scored: &Scored,
+    movies: Vec<Movie>,
+) -> Vec<Recommendation> {
+    let mut movies: HashMap<i32, Movie> = movies.into_iter().map(|m| (m.id, m)).collect();
+    let reasons: Vec<String> = scored
+        .because
         .iter()
         .map(|row| {
             row.and_then(|row| movies.get(&model.item_ids[row as usize]))
@@ -141,14 +150,15 @@ async fn collaborative(
                 .unwrap_or_else(|| "Matches your ratings".to_owned())
         })
         .collect();
-    Ok(top
+    scored
+        .top
         .iter()
         .zip(reasons)
         .filter_map(|((row, score), reason)| {
             let movie = movies.remove(&model.item_ids[*row as usize])?;
             Some(item(movie, *score as f64, reason))
         })
-        .collect())
+        .collect()
 }
 
 /// The largest weight among a movie's genres (a bit set of genre ids).
@@ -160,7 +170,7 @@ fn strongest(genres: u32, weights: &[f64; 32]) -> f64 {
 }
 
 /// The user's genre affinities by genre id (bit), the strongest 1.0.
-async fn genre_weights(db: &Db, user: UserId) -> Result<[f64; 32], AppError> {
+pub async fn genre_weights(db: &Db, user: UserId) -> Result<[f64; 32], AppError> {
     let mut weights = [0.0; 32];
     let affinities = db.genre_affinities(user).await?;
     let strongest = affinities.first().map_or(0.0, |a| a.weight);

@@ -11,7 +11,7 @@ use anyhow::Context;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use secrecy::ExposeSecret;
 use shared::cache_key::KeySpace;
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -23,12 +23,31 @@ pub struct Application {
     state: AppState,
 }
 
-/// The process-wide Prometheus recorder (the `metrics` facade allows one per process).
-fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    if let Some(handle) = HANDLE.get() {
-        return Ok(handle.clone());
-    }
+/// How many metrics upkeep runs have finished in this process (see [`metrics_handle`]); tests
+/// wait on it instead of sleeping.
+pub fn metrics_upkeep_runs() -> u64 {
+    UPKEEP_RUNS.load(Ordering::Acquire)
+}
+
+static UPKEEP_RUNS: AtomicU64 = AtomicU64::new(0);
+
+/// The process-wide Prometheus recorder (the `metrics` facade allows one per process),
+/// installed by the first caller, with its upkeep running every `upkeep_every`.
+///
+/// A histogram keeps every recorded sample until upkeep folds them into its buckets, and
+/// `build_recorder` starts no upkeep: without the thread below, memory would grow with the
+/// request count until someone scraped `/metrics`. A thread rather than a tokio task because
+/// the recorder outlives any one runtime (tests build an origin per runtime).
+fn metrics_handle(upkeep_every: Duration) -> anyhow::Result<PrometheusHandle> {
+    // `get_or_init`: concurrent first callers (parallel tests) wait for one installation.
+    static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| install_recorder(upkeep_every).map_err(|err| format!("{err:#}")))
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+fn install_recorder(upkeep_every: Duration) -> anyhow::Result<PrometheusHandle> {
     let buckets = [
         0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     ];
@@ -36,13 +55,19 @@ fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
         .set_buckets_for_metric(Matcher::Suffix("duration_seconds".into()), &buckets)?
         .build_recorder();
     let handle = recorder.handle();
-    if metrics::set_global_recorder(recorder).is_ok() {
-        let _ = HANDLE.set(handle);
-    }
-    HANDLE
-        .get()
-        .cloned()
-        .context("another metrics recorder is installed")
+    metrics::set_global_recorder(recorder).context("another metrics recorder is installed")?;
+    let upkeep = handle.clone();
+    std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(upkeep_every);
+                upkeep.run_upkeep();
+                UPKEEP_RUNS.fetch_add(1, Ordering::Release);
+            }
+        })
+        .context("starting the metrics upkeep thread")?;
+    Ok(handle)
 }
 
 impl Application {
@@ -80,11 +105,12 @@ impl Application {
             db,
             cache,
             tokens: Tokens::new(&settings.jwt_secret),
-            metrics: metrics_handle()?,
+            metrics: metrics_handle(Duration::from_millis(settings.metrics_upkeep_ms.max(1)))?,
             power_threshold: Arc::new(AtomicI64::new(0)),
             model: Arc::default(),
             settings: Arc::new(settings),
         };
+        crate::dataset::adopt_at_start(&state).await;
         match state.reload_model().await {
             Ok((Some(version), _)) => tracing::info!(%version, "serving model"),
             Ok((None, _)) => tracing::warn!(
@@ -112,6 +138,7 @@ impl Application {
             }
         });
         crate::warm::spawn_maintenance(state.clone());
+        crate::dataset::spawn_epoch_watch(state.clone());
 
         let router = crate::routes::router(state.clone());
         Ok(Application {

@@ -3,6 +3,9 @@
 //! Warming fills the popular top 100, the genre lists and the power users' default
 //! recommendations, with a bounded concurrency and an overall deadline. It runs in the
 //! background at start-up (so `/health` answers at once) and on demand.
+//!
+//! Maintenance asked for over HTTP runs [`to_completion`]: a client that hangs up drops its
+//! request's future, which must not stop a lock holder or a multi-step write halfway.
 
 use crate::error::AppError;
 use crate::reads;
@@ -36,10 +39,9 @@ pub async fn warm(state: &AppState) -> WarmReport {
     let start = Instant::now();
     let mut report = WarmReport::default();
     let deadline = Duration::from_secs(state.settings.warm_timeout_secs);
-    if tokio::time::timeout(deadline, warm_into(state, &mut report))
-        .await
-        .is_err()
-    {
+    // Counted as warming, not as clients' misses (the hit rate is the clients').
+    let run = crate::cache::warming(warm_into(state, &mut report));
+    if tokio::time::timeout(deadline, run).await.is_err() {
         report.timed_out = true;
     }
     report.elapsed_ms = start.elapsed().as_millis() as u64;
@@ -91,9 +93,26 @@ async fn warm_into(state: &AppState, report: &mut WarmReport) {
     }
 }
 
+/// Runs `job` on a task of its own and waits for it. Dropping the caller (a request whose
+/// client hung up) no longer cancels the job: it finishes, and only its result is lost.
+pub async fn to_completion<T: Send + 'static>(
+    job: impl Future<Output = T> + Send + 'static,
+) -> Result<T, AppError> {
+    tokio::spawn(job)
+        .await
+        .map_err(|err| anyhow::anyhow!("maintenance task failed: {err}").into())
+}
+
 /// Refreshes the top-by-genre view (unless another instance is at it) and invalidates the
-/// cached genre lists built from it.
+/// cached genre lists built from it, to completion even if the caller is dropped: cut short,
+/// it would keep the advisory lock on a pooled connection (no instance could refresh again)
+/// or leave the genre lists built from the old view cached.
 pub async fn refresh_views(state: &AppState) -> Result<bool, AppError> {
+    let state = state.clone();
+    to_completion(async move { refresh_views_now(&state).await }).await?
+}
+
+async fn refresh_views_now(state: &AppState) -> Result<bool, AppError> {
     let refreshed = state.db.refresh_top_by_genre().await?;
     if refreshed {
         let keys = state

@@ -113,6 +113,12 @@ impl KeySpace {
         format!("{}movie:metadata:{}", self.prefix, movie.0)
     }
 
+    /// `dataset:epoch`: the data set's epoch the instances serve, kept so that an instance
+    /// starting while PostgreSQL is down still serves the current epoch's cached values.
+    pub fn dataset_epoch(&self) -> String {
+        format!("{}dataset:epoch", self.prefix)
+    }
+
     /// `genres:all`
     pub fn genres(&self) -> String {
         format!("{}genres:all", self.prefix)
@@ -146,6 +152,7 @@ mod tests {
         assert_eq!(k.embedding(UserId(42)), "embeddings:{user:42}");
         assert_eq!(k.user_generation(UserId(42)), "user:gen:{user:42}");
         assert_eq!(k.popular(), "movies:popular:limit:100");
+        assert_eq!(k.dataset_epoch(), "dataset:epoch");
         assert_eq!(k.movie(MovieId(7)), "movie:metadata:7");
         assert_eq!(k.genre_top("sci-fi"), "genres:top:sci-fi:limit:100");
         assert_eq!(

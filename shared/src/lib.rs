@@ -11,6 +11,7 @@
 //! - [`cache_control`]: the `Cache-Control` each route answers with.
 //! - [`etag`]: strong ETags and `If-None-Match` matching.
 //! - [`cache_status`]: `Cache-Status` (RFC 9211) entries.
+//! - [`request_id`]: which `x-request-id` values are kept, and the form of fresh ones.
 //!
 //! The edge's HTTP-cache policy (RFC 9111, RFC 5861), which the worker only calls:
 //! - [`edge_key`]: which requests the edge caches, and their normalised keys.
@@ -30,6 +31,7 @@ pub mod etag;
 pub mod freshness;
 pub mod params;
 pub mod purge;
+pub mod request_id;
 pub mod revalidation;
 pub mod storable;
 pub mod ttl;

@@ -174,50 +174,80 @@ async fn hot_entries_are_refreshed_before_they_expire() {
     let family = shared::cache_key::Family::Metadata;
     app.get("/movies/1").await;
     let key = app.state.cache.keys().movie(shared::params::MovieId(1));
+    let refreshes = || app.state.cache.stats().snapshot(family).refresh_computations;
+    let clients = app.state.cache.stats().snapshot(family).computations;
     // Stored 1000 s ago, 10 s left: in the last tenth of its life.
     app.set_freshness(&key, 1000, 10).await;
-    let computed = app.state.cache.stats().snapshot(family).computations;
     let response = app.get("/movies/1").await;
     assert!(
         cache_status(&response).starts_with("origin; hit; ttl="),
         "still served from the cache: {}",
         cache_status(&response)
     );
-    let mut refreshed = false;
-    for _ in 0..50 {
-        let status = cache_status(&app.get("/movies/1").await);
-        let ttl: i64 = status
-            .trim_start_matches("origin; hit; ttl=")
-            .parse()
-            .unwrap_or(0);
-        if ttl > 3600 {
-            refreshed = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(refreshed, "recomputed in the background before expiring");
-    assert_eq!(
-        app.state.cache.stats().snapshot(family).computations,
-        computed + 1,
-        "once"
-    );
+    // Every background refresh has finished: what was recomputed is now a fact.
+    app.state.cache.settled().await;
+    let status = cache_status(&app.get("/movies/1").await);
+    let ttl: i64 = status
+        .trim_start_matches("origin; hit; ttl=")
+        .parse()
+        .unwrap_or(0);
+    assert!(ttl > 3600, "recomputed in the background before expiring: {status}");
+    assert_eq!(refreshes(), 1, "once");
+
     // The refresh is claimed in Redis: a request that read the old entry just as the refresh
     // finished (here or on another instance) does not recompute it again.
     app.set_freshness(&key, 1000, 10).await;
     app.get("/movies/1").await;
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    app.state.cache.settled().await;
+    assert_eq!(refreshes(), 1, "claimed once");
     assert_eq!(
-        app.state.cache.stats().snapshot(family).computations,
-        computed + 1,
-        "claimed once"
+        app.state.cache.stats().snapshot(family).refreshes_skipped,
+        1,
+        "the second refresh found the claim"
     );
     // An entry in the first nine tenths of its life is left alone.
     app.set_freshness(&key, 100, 1000).await;
     app.get("/movies/1").await;
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    app.state.cache.settled().await;
+    assert_eq!(refreshes(), 1);
     assert_eq!(
         app.state.cache.stats().snapshot(family).computations,
-        computed + 1
+        clients,
+        "refreshes are not clients' computations"
     );
+}
+
+/// Warming is not a client's miss: right after a warming run the hit rate has no client
+/// lookup to report and `hit_rate_low` does not fire; clients reading what was warmed hit.
+#[tokio::test]
+async fn warming_does_not_count_as_client_misses() {
+    let app = TestApp::spawn().await;
+    let warmed: Value = app
+        .admin_post("/admin/cache/warm")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(warmed["users_warmed"].as_u64().unwrap() > 20, "{warmed}");
+    let stats = |app: &TestApp| {
+        let request = app
+            .client
+            .get(app.url("/admin/cache/stats"))
+            .bearer_auth(app.admin_token())
+            .send();
+        async move { request.await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let after_warming = stats(&app).await;
+    assert_eq!(after_warming["hit_rate"], Value::Null, "{after_warming}");
+    assert_ne!(after_warming["alerts"]["hit_rate_low"]["state"], "firing");
+    let recommendations = &after_warming["families"]["recommendations"];
+    assert_eq!(recommendations["misses"], 0);
+    assert!(recommendations["warm_computations"].as_u64().unwrap() > 20);
+
+    for _ in 0..25 {
+        app.get("/movies/popular").await;
+    }
+    let served = stats(&app).await;
+    assert_eq!(served["hit_rate"], 1.0, "{served}");
+    assert_eq!(served["alerts"]["hit_rate_low"]["state"], "ok");
 }

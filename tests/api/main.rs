@@ -2,10 +2,12 @@
 //! `TEST_REDIS_MODE=cluster`). Start the services first: `scripts/test.sh` does it all.
 
 mod catalog;
+mod dataset;
 mod degraded;
 mod edge;
 mod errors;
 mod load;
 mod ops;
 mod recommender;
+mod tracing;
 mod users;

@@ -1,8 +1,12 @@
 //! Personal endpoints and the cache rules around them: read-your-writes, replaced ratings,
 //! milestones, power-user TTLs, single flight, empty results.
 
+use origin::hooks::Point;
 use serde_json::Value;
 use shared::dto::{PopularMovies, Profile, RatingReceipt};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use tokio::sync::{Barrier, Notify};
 use shared::params::{Strategy, UserId};
 use tests::{TestApp, cache_status};
 
@@ -109,13 +113,9 @@ async fn a_new_rating_is_visible_at_once() {
         "the rated movie is gone"
     );
     assert_eq!(after.items[0].movie_id, before.items[1].movie_id);
-    assert!(
-        app.recommendations(user, "?n=5&strategy=genre")
-            .await
-            .0
-            .starts_with("origin; fwd=")
-    );
-    let _ = before_genre;
+    let (status, after_genre) = app.recommendations(user, "?n=5&strategy=genre").await;
+    assert!(status.starts_with("origin; fwd="), "{status}");
+    assert!(after_genre.items.iter().all(|i| i.movie_id != movie));
     let (status, p) = profile(&app, user).await;
     assert!(status.starts_with("origin; fwd="), "{status}");
     assert_eq!(p.rating_count, profile_before.rating_count + 1);
@@ -153,18 +153,42 @@ async fn a_new_rating_is_visible_at_once() {
             .0
             .starts_with("origin; hit")
     );
+
+    // Rating the genre strategy's first pick takes it out of the genre recommendations.
+    let picked = before_genre.items[0].movie_id;
+    assert!(
+        app.recommendations(user, "?n=5&strategy=genre")
+            .await
+            .1
+            .items
+            .iter()
+            .any(|i| i.movie_id == picked),
+        "still recommended before it is rated"
+    );
+    assert!(app.rate(user, picked as i64, 4.0).await.status().is_success());
+    let (status, regenre) = app.recommendations(user, "?n=5&strategy=genre").await;
+    assert!(status.starts_with("origin; fwd="), "{status}");
+    assert_eq!(regenre.items.len(), 5);
+    assert!(regenre.items.iter().all(|i| i.movie_id != picked));
 }
 
 #[tokio::test]
-async fn every_hundredth_rating_of_a_movie_invalidates_the_lists() {
-    let app = TestApp::spawn().await;
-    // A movie one rating short of a milestone, and two users who have not rated it.
+async fn every_milestone_rating_of_a_movie_invalidates_the_lists() {
+    // The most popular movie, two ratings short of a milestone (RATING_MILESTONE is set so),
+    // and two users who have not rated it: the popular list must show its new count.
+    let db = tests::fresh_database().await;
+    let pool = sqlx::PgPool::connect(&db).await.unwrap();
     let (movie, count): (i32, i32) = sqlx::query_as(
-        "SELECT id, rating_count FROM movies WHERE rating_count % 100 = 98 ORDER BY rating_count DESC LIMIT 1",
+        "SELECT id, rating_count FROM movies ORDER BY rating_count DESC, id LIMIT 1",
     )
-    .fetch_one(app.db())
+    .fetch_one(&pool)
     .await
     .unwrap();
+    pool.close().await;
+    let mode = tests::redis_mode();
+    let mut settings = tests::test_settings(&db, mode, &tests::redis_url(mode));
+    settings.rating_milestone = i64::from(count) + 2;
+    let app = TestApp::spawn_with(settings).await;
     let users: Vec<i32> = sqlx::query_scalar(
         "SELECT id FROM users u WHERE NOT EXISTS (SELECT 1 FROM ratings r WHERE r.user_id = u.id AND r.movie_id = $1) ORDER BY id LIMIT 2",
     )
@@ -177,7 +201,7 @@ async fn every_hundredth_rating_of_a_movie_invalidates_the_lists() {
     app.get(&format!("/movies/{movie}")).await;
     assert!(cache_status(&app.get("/movies/popular").await).starts_with("origin; hit"));
 
-    assert_eq!(app.rate(users[0], movie as i64, 4.0).await.status(), 201); // count % 100 == 99
+    assert_eq!(app.rate(users[0], movie as i64, 4.0).await.status(), 201);
     assert!(
         cache_status(&app.get("/movies/popular").await).starts_with("origin; hit"),
         "not a milestone"
@@ -190,7 +214,6 @@ async fn every_hundredth_rating_of_a_movie_invalidates_the_lists() {
         .await
         .unwrap();
     assert_eq!(receipt.movie_rating_count, count as i64 + 2);
-    assert_eq!(receipt.movie_rating_count % 100, 0);
     let response = app.get("/movies/popular?limit=100").await;
     assert_eq!(
         cache_status(&response),
@@ -198,9 +221,12 @@ async fn every_hundredth_rating_of_a_movie_invalidates_the_lists() {
         "milestone invalidates the popular list"
     );
     let list: PopularMovies = response.json().await.unwrap();
-    if let Some(m) = list.movies.iter().find(|m| m.id == movie) {
-        assert_eq!(m.rating_count, receipt.movie_rating_count);
-    }
+    let listed = list
+        .movies
+        .iter()
+        .find(|m| m.id == movie)
+        .expect("the most popular movie is in the popular list");
+    assert_eq!(listed.rating_count, receipt.movie_rating_count);
     let metadata = app.get(&format!("/movies/{movie}")).await;
     assert_eq!(cache_status(&metadata), "origin; fwd=miss; stored");
     let metadata: Value = metadata.json().await.unwrap();
@@ -246,6 +272,37 @@ async fn power_users_keep_recommendations_a_day_others_an_hour() {
 async fn concurrent_misses_compute_once() {
     let app = TestApp::spawn().await;
     let token = app.user_token(7);
+    let key = app
+        .state
+        .cache
+        .keys()
+        .recommendations(UserId(7), 25, Strategy::Hybrid);
+    // The leader's computation is held until the 23 other requests have joined its flight,
+    // so the misses overlap for sure.
+    let followers = Arc::new(AtomicUsize::new(0));
+    let all_joined = Arc::new(Notify::new());
+    {
+        let (followers, all_joined, key) = (followers.clone(), all_joined.clone(), key.clone());
+        app.state.cache.hooks().install(move |point| {
+            let (followers, all_joined, key) = (followers.clone(), all_joined.clone(), key.clone());
+            Box::pin(async move {
+                match point {
+                    Point::FlightJoined {
+                        key: joined,
+                        collapsed: true,
+                    } if joined == key
+                        && followers.fetch_add(1, Ordering::SeqCst) + 1 == 23 =>
+                    {
+                        all_joined.notify_one();
+                    }
+                    Point::ComputeStarted { key: computing } if computing == key => {
+                        all_joined.notified().await;
+                    }
+                    _ => {}
+                }
+            })
+        });
+    }
     let before = app
         .state
         .cache
@@ -279,10 +336,72 @@ async fn concurrent_misses_compute_once() {
         "24 concurrent misses, one computation: {statuses:?}"
     );
     assert!(bodies.windows(2).all(|w| w[0] == w[1]));
+    let count = |status: &str| statuses.iter().filter(|s| *s == status).count();
+    assert_eq!(count("origin; fwd=miss; stored"), 1, "{statuses:?}");
     assert_eq!(
-        statuses.iter().filter(|s| s.ends_with("stored")).count(),
-        1,
-        "{statuses:?}"
+        count("origin; fwd=miss; collapsed"),
+        23,
+        "the others waited for it: {statuses:?}"
+    );
+}
+
+/// Read-your-writes under concurrency: a recommendation whose computation read the user's
+/// ratings just before a rating committed must not leave anything (its embedding above all)
+/// that later recommendations would use. The computation is held at a barrier between its
+/// reads while the rating commits; then what the user is served must equal what is computed
+/// from nothing cached.
+#[tokio::test]
+async fn a_rating_during_a_computation_is_never_hidden_by_it() {
+    let app = TestApp::spawn().await;
+    let user = 13;
+    let query = "?n=20&strategy=collaborative";
+    let paused = Arc::new(Barrier::new(2));
+    let resume = Arc::new(Barrier::new(2));
+    let armed = Arc::new(AtomicBool::new(true));
+    {
+        let (paused, resume, armed) = (paused.clone(), resume.clone(), armed.clone());
+        app.state.cache.hooks().install(move |point| {
+            let (paused, resume, armed) = (paused.clone(), resume.clone(), armed.clone());
+            Box::pin(async move {
+                if point == (Point::RatingsRead { user: UserId(user) })
+                    && armed.swap(false, Ordering::SeqCst)
+                {
+                    paused.wait().await;
+                    resume.wait().await;
+                }
+            })
+        });
+    }
+    let movie: i32 = sqlx::query_scalar(
+        "SELECT id FROM movies m WHERE NOT EXISTS (SELECT 1 FROM ratings r WHERE r.user_id = $1 AND r.movie_id = m.id) ORDER BY rating_count DESC, id LIMIT 1",
+    )
+    .bind(user)
+    .fetch_one(app.db())
+    .await
+    .unwrap();
+
+    let first = tokio::spawn({
+        let request = app
+            .client
+            .get(app.url(&format!("/users/{user}/recommendations{query}")))
+            .bearer_auth(app.user_token(user));
+        async move { request.send().await.unwrap().status() }
+    });
+    paused.wait().await; // the computation has read the old ratings
+    assert_eq!(app.rate(user, movie as i64, 5.0).await.status(), 201);
+    resume.wait().await;
+    assert_eq!(first.await.unwrap(), 200);
+
+    let (_, served) = app.recommendations(user, query).await;
+    assert!(served.items.iter().all(|i| i.movie_id != movie));
+    // The same, computed from nothing cached (a new generation: no embedding, no list).
+    assert!(app.state.cache.invalidate_user(UserId(user)).await);
+    let (status, fresh) = app.recommendations(user, query).await;
+    assert_eq!(status, "origin; fwd=miss; stored");
+    assert_eq!(
+        serde_json::to_value(&served).unwrap(),
+        serde_json::to_value(&fresh).unwrap(),
+        "what was served after the rating is computed from it"
     );
 }
 

@@ -18,20 +18,37 @@
 //! after the write. An invalidation that cannot reach Redis is kept and retried, and until it
 //! succeeds this instance does not read that user's (or that list's) cached values. There is
 //! no in-process cache of personal data, so no instance can hold a copy Redis does not.
+//!
+//! Computations are one-way: the user's generation is read first (with the value, in the same
+//! `MGET`) and handed to the computation as a [`Pinned`] generation; the computation gathers
+//! every other input after that (PostgreSQL rows, other cached values through [`Cache::peek`]
+//! under the same pinned generation), computes with pure functions, and everything it stores
+//! ([`Cache::store`] for by-products such as the embedding) is stored under that generation.
+//! A rating commits before it replaces the token, so an input read after the pin is at least
+//! as new as the pin: a value can only ever be stored under a generation no newer than its
+//! inputs, and a value computed from data older than a write is never valid after it.
+//!
+//! Who asked is counted apart ([`Cause`]): client lookups make the hit rate; warming and
+//! background refreshes are counted as their own computations, never as client misses.
 
+mod background;
 mod connection;
 mod single_flight;
 pub mod stats;
 
 use crate::error::AppError;
+use crate::hooks::{Hooks, Point};
 pub use connection::{Redis, RedisError};
 use shared::cache_key::{Family, KeySpace};
 use shared::cache_status::{CacheStatus, Forward};
 use shared::params::UserId;
+use background::Background;
 use single_flight::SingleFlight;
+pub use stats::Cause;
 use stats::{CacheStats, Event};
 use std::collections::HashSet;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -70,6 +87,43 @@ impl Scope {
     }
 }
 
+/// The user generation a computation runs under, read before any of its inputs (see the
+/// module documentation). `None` for shared values, and when Redis could not give one (then
+/// nothing is stored).
+#[derive(Debug, Clone, Default)]
+pub struct Pinned {
+    generation: Option<Arc<str>>,
+    /// The data set's epoch the instance knew when the computation started.
+    epoch: u64,
+}
+
+impl Pinned {
+    /// The tag a value of `scope` carries under this generation.
+    fn tag(&self, scope: &Scope) -> Option<String> {
+        self.generation.as_deref().map(|g| scope.tag(g))
+    }
+
+    /// Whether a value of `scope` may be stored (or read) under this generation.
+    fn usable_for(&self, scope: &Scope) -> bool {
+        matches!(scope, Scope::Global) || self.generation.is_some()
+    }
+}
+
+tokio::task_local! {
+    /// Why the current task reads the cache; clients when unset.
+    static CAUSE: Cause;
+}
+
+/// Runs `work` as warming: its lookups and computations are counted as warming, not as
+/// client hits and misses.
+pub async fn warming<F: Future>(work: F) -> F::Output {
+    CAUSE.scope(Cause::Warm, work).await
+}
+
+fn current_cause() -> Cause {
+    CAUSE.try_with(|cause| *cause).unwrap_or(Cause::Client)
+}
+
 /// A freshly computed value and how long it stays fresh.
 pub struct Computed {
     /// The bytes to store and serve.
@@ -90,29 +144,36 @@ pub struct Served {
 struct Entry {
     stored_at: i64,
     fresh_until: i64,
+    /// The data set's epoch it was computed in: another epoch's value is never served.
+    epoch: u64,
     generation: Option<String>,
     body: Arc<[u8]>,
 }
 
 impl Entry {
-    /// `v1 STORED_AT FRESH_UNTIL GENERATION\n` then the body, as is.
+    /// `v2 STORED_AT FRESH_UNTIL EPOCH GENERATION\n` (the epoch in hex) then the body, as is.
     fn encode(&self) -> Vec<u8> {
         let generation = self.generation.as_deref().unwrap_or("-");
-        let mut out =
-            format!("v1 {} {} {generation}\n", self.stored_at, self.fresh_until).into_bytes();
+        let mut out = format!(
+            "v2 {} {} {:x} {generation}\n",
+            self.stored_at, self.fresh_until, self.epoch
+        )
+        .into_bytes();
         out.extend_from_slice(&self.body);
         out
     }
 
+    /// An entry, or `None` for anything else (an older format included: it is a miss).
     fn decode(raw: &[u8]) -> Option<Entry> {
         let newline = raw.iter().position(|b| *b == b'\n')?;
         let header = std::str::from_utf8(&raw[..newline]).ok()?;
         let mut parts = header.split(' ');
-        if parts.next()? != "v1" {
+        if parts.next()? != "v2" {
             return None;
         }
         let stored_at = parts.next()?.parse().ok()?;
         let fresh_until = parts.next()?.parse().ok()?;
+        let epoch = u64::from_str_radix(parts.next()?, 16).ok()?;
         let generation = match parts.next()? {
             "-" => None,
             token => Some(token.to_owned()),
@@ -120,6 +181,7 @@ impl Entry {
         Some(Entry {
             stored_at,
             fresh_until,
+            epoch,
             generation,
             body: Arc::from(&raw[newline + 1..]),
         })
@@ -139,6 +201,11 @@ struct Inner {
     keys: KeySpace,
     stats: CacheStats,
     flights: SingleFlight<FlightResult>,
+    hooks: Hooks,
+    background: Background,
+    // The data set's epoch (see `crate::dataset`): one number, replaced when an import
+    // replaces the data, read by every lookup. An atomic, not a lock.
+    epoch: AtomicU64,
     grace_secs: u64,
     // Invalidations Redis has not acknowledged yet. A std mutex: never held across an await.
     pending: Mutex<Pending>,
@@ -170,6 +237,9 @@ impl Cache {
                 keys,
                 stats: CacheStats::default(),
                 flights: SingleFlight::default(),
+                hooks: Hooks::default(),
+                background: Background::default(),
+                epoch: AtomicU64::new(0),
                 grace_secs: grace.as_secs(),
                 pending: Mutex::new(Pending::default()),
             }),
@@ -200,8 +270,24 @@ impl Cache {
         &self.inner.stats
     }
 
+    /// The data set's epoch this instance serves values of.
+    pub fn epoch(&self) -> u64 {
+        self.inner.epoch.load(Ordering::Acquire)
+    }
+
+    /// Serves only values computed in `epoch` from now on; whether it changed.
+    pub fn set_epoch(&self, epoch: u64) -> bool {
+        self.inner.epoch.swap(epoch, Ordering::AcqRel) != epoch
+    }
+
+    /// The test seams (nothing installed in production).
+    pub fn hooks(&self) -> &Hooks {
+        &self.inner.hooks
+    }
+
     /// Serves `key` from Redis, or computes it with `compute` (once for all concurrent
-    /// callers) and stores it. See the module documentation for the rules.
+    /// callers) and stores it. `compute` gets the generation it runs under and must read
+    /// every input after it. See the module documentation for the rules.
     pub async fn get_or_compute<F, Fut>(
         &self,
         family: Family,
@@ -210,15 +296,16 @@ impl Cache {
         compute: F,
     ) -> Result<Served, AppError>
     where
-        F: FnOnce() -> Fut + Send + 'static,
+        F: FnOnce(Pinned) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Computed, AppError>> + Send + 'static,
     {
         let stats = &self.inner.stats;
+        let cause = current_cause();
         if !self.settle_pending(&scope, &key).await {
             // An invalidation of this value has not reached Redis yet: do not trust the cache.
-            stats.record(family, Event::Miss);
-            let computed = compute().await?;
-            stats.record(family, Event::Computed);
+            stats.record(family, Event::lookup(cause, false));
+            let computed = compute(Pinned::default()).await?;
+            stats.record(family, Event::Computed(cause));
             let status = CacheStatus {
                 detail: Some("cache-unavailable"),
                 ..CacheStatus::miss(CACHE_NAME, false)
@@ -230,6 +317,8 @@ impl Cache {
         }
 
         let now = unix_now();
+        // The epoch first: an input read after it is at least as new as it.
+        let epoch = self.epoch();
         let (cache_ok, generation, entry) = match self.read(&scope, &key).await {
             Ok((generation, raw)) => (true, generation, raw.as_deref().and_then(Entry::decode)),
             Err(err) => {
@@ -238,41 +327,62 @@ impl Cache {
                 (false, None, None)
             }
         };
-        let entry = entry.filter(|e| match (&scope, &generation) {
-            (Scope::Global, _) => true,
-            (_, Some(generation)) => {
-                e.generation.as_deref() == Some(scope.tag(generation).as_str())
-            }
-            (_, None) => false,
+        let pinned = Pinned {
+            generation: generation.map(Arc::from),
+            epoch,
+        };
+        let entry = entry.filter(|e| {
+            e.epoch == epoch
+                && match &scope {
+                    Scope::Global => true,
+                    _ => pinned.tag(&scope).is_some() && e.generation == pinned.tag(&scope),
+                }
         });
 
         if let Some(entry) = entry.as_ref().filter(|e| now < e.fresh_until) {
-            stats.record(family, Event::Hit);
+            stats.record(family, Event::lookup(cause, true));
             if shared::ttl::should_refresh_early(entry.stored_at, entry.fresh_until, now) {
                 let this = self.clone();
-                let flight_key =
-                    format!("{key}#{}", scope.tag(generation.as_deref().unwrap_or("-")));
+                let flight_key = format!("{key}#{}", pinned.tag(&scope).unwrap_or_default());
                 let remaining = (entry.fresh_until - now).max(1) as u64;
-                tokio::spawn(async move {
+                let task = async move {
                     if !this.claim_refresh(&key, remaining).await {
+                        this.inner.stats.record(family, Event::RefreshSkipped);
                         return;
                     }
-                    let flight =
-                        this.compute_and_store(family, key, scope, generation, cache_ok, compute);
+                    let flight = this.compute_and_store(
+                        family,
+                        key,
+                        scope,
+                        pinned,
+                        cache_ok,
+                        Cause::Refresh,
+                        compute,
+                    );
                     let _ = this.inner.flights.run(&flight_key, flight).await;
-                });
+                };
+                self.inner.background.spawn(task);
             }
             return Ok(Served {
                 body: entry.body.clone(),
                 status: CacheStatus::hit(CACHE_NAME, entry.fresh_until - now),
             });
         }
-        stats.record(family, Event::Miss);
+        stats.record(family, Event::lookup(cause, false));
 
-        let flight_key = format!("{key}#{}", scope.tag(generation.as_deref().unwrap_or("-")));
-        let flight = self.compute_and_store(family, key, scope, generation, cache_ok, compute);
-        let (result, collapsed) = self.inner.flights.run(&flight_key, flight).await;
-        match result {
+        let flight_key = format!("{key}#{}", pinned.tag(&scope).unwrap_or_default());
+        let hook_key = key.clone();
+        let flight =
+            self.compute_and_store(family, key, scope, pinned, cache_ok, cause, compute);
+        let (flight, collapsed) = self.inner.flights.join(&flight_key, flight);
+        self.inner
+            .hooks
+            .at(|| Point::FlightJoined {
+                key: hook_key,
+                collapsed,
+            })
+            .await;
+        match flight.await {
             Ok((body, stored)) => {
                 let mut status = CacheStatus::miss(CACHE_NAME, stored && !collapsed);
                 status.collapsed = collapsed;
@@ -298,6 +408,108 @@ impl Cache {
         }
     }
 
+    /// A fresh value of `key` stored under `pinned` (the generation the caller's computation
+    /// runs under), or `None`. For by-products a computation reuses, such as the embedding a
+    /// recommendation is scored with: a value stored under any other generation is never
+    /// returned, so an input is never older than the computation's own generation.
+    pub async fn peek(
+        &self,
+        family: Family,
+        key: &str,
+        scope: &Scope,
+        pinned: &Pinned,
+    ) -> Option<Arc<[u8]>> {
+        if !pinned.usable_for(scope) {
+            return None;
+        }
+        let cause = current_cause();
+        let raw = match self
+            .inner
+            .redis
+            .query::<Option<Vec<u8>>>(redis::cmd("GET").arg(key))
+            .await
+        {
+            Ok(raw) => raw,
+            Err(err) => {
+                self.inner.stats.record(family, Event::Error);
+                tracing::debug!(error = %err, key, "cache read failed");
+                return None;
+            }
+        };
+        let now = unix_now();
+        let found = raw
+            .as_deref()
+            .and_then(Entry::decode)
+            .filter(|e| {
+                now < e.fresh_until && e.epoch == pinned.epoch && e.generation == pinned.tag(scope)
+            })
+            .map(|e| e.body);
+        self.inner
+            .stats
+            .record(family, Event::lookup(cause, found.is_some()));
+        found
+    }
+
+    /// Stores a by-product of a computation (see [`Cache::peek`]) under `pinned`. Failures
+    /// are counted and otherwise ignored: the value is only an optimisation.
+    pub async fn store(
+        &self,
+        family: Family,
+        key: &str,
+        scope: &Scope,
+        pinned: &Pinned,
+        computed: Computed,
+    ) {
+        if !pinned.usable_for(scope) {
+            return;
+        }
+        self.inner
+            .stats
+            .record(family, Event::Computed(current_cause()));
+        let stored = self
+            .write(key, pinned, pinned.tag(scope), computed.body.into(), computed.ttl_secs)
+            .await;
+        if let Err(err) = stored {
+            self.inner.stats.record(family, Event::Error);
+            tracing::debug!(error = %err, key, "cache write failed");
+        }
+    }
+
+    /// Waits until no background refresh started by this cache is running (tests: "nothing
+    /// was recomputed" is then a fact, not a guess about timing).
+    pub async fn settled(&self) {
+        self.inner.background.idle().await;
+    }
+
+    async fn write(
+        &self,
+        key: &str,
+        pinned: &Pinned,
+        tag: Option<String>,
+        body: Arc<[u8]>,
+        ttl_secs: u64,
+    ) -> Result<(), RedisError> {
+        let now = unix_now();
+        let entry = Entry {
+            stored_at: now,
+            fresh_until: now + ttl_secs as i64,
+            epoch: pinned.epoch,
+            generation: tag,
+            body,
+        };
+        let expire = ttl_secs + self.inner.grace_secs;
+        self.inner
+            .redis
+            .query::<()>(
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(entry.encode())
+                    .arg("EX")
+                    .arg(expire),
+            )
+            .await
+    }
+
     /// Claims the early refresh of `key` for this instance: `SET {key}:refresh NX` with the
     /// entry's remaining life (at most a minute) as expiry. Requests that read the old entry
     /// just after a refresh finished, here or on another instance, find the claim and leave
@@ -319,29 +531,31 @@ impl Cache {
         matches!(claimed, Ok(Some(_)))
     }
 
-    /// The computation a single flight runs: make sure the user has a generation token (so
-    /// the value is tied to it), compute, store.
+    /// The computation a single flight runs: pin the user's generation (creating the token if
+    /// the user has none, so the value is tied to it) before anything is read, compute, store.
+    #[allow(clippy::too_many_arguments)]
     fn compute_and_store<F, Fut>(
         &self,
         family: Family,
         key: String,
         scope: Scope,
-        generation: Option<String>,
+        pinned: Pinned,
         cache_ok: bool,
+        cause: Cause,
         compute: F,
     ) -> impl Future<Output = FlightResult> + Send + 'static
     where
-        F: FnOnce() -> Fut + Send + 'static,
+        F: FnOnce(Pinned) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Computed, AppError>> + Send + 'static,
     {
         let this = self.clone();
         async move {
             let stats = &this.inner.stats;
-            let mut generation = generation;
+            let mut pinned = pinned;
             let mut cache_ok = cache_ok;
-            if let (Some(user), None, true) = (scope.user(), &generation, cache_ok) {
+            if let (Some(user), None, true) = (scope.user(), &pinned.generation, cache_ok) {
                 match this.establish_generation(user).await {
-                    Ok(token) => generation = Some(token),
+                    Ok(token) => pinned.generation = Some(Arc::from(token)),
                     Err(err) => {
                         stats.record(family, Event::Error);
                         tracing::debug!(error = %err, "cache generation failed");
@@ -349,30 +563,23 @@ impl Cache {
                     }
                 }
             }
-            let computed = compute().await?;
-            stats.record(family, Event::Computed);
+            if !cache_ok {
+                pinned.generation = None;
+            }
+            this.inner
+                .hooks
+                .at(|| Point::ComputeStarted { key: key.clone() })
+                .await;
+            let tag = pinned.tag(&scope);
+            let epoch_pinned = pinned.clone();
+            let computed = CAUSE.scope(cause, compute(pinned)).await?;
+            stats.record(family, Event::Computed(cause));
             let body: Arc<[u8]> = computed.body.into();
             if !cache_ok {
                 return Ok((body, false));
             }
-            let now = unix_now();
-            let entry = Entry {
-                stored_at: now,
-                fresh_until: now + computed.ttl_secs as i64,
-                generation: generation.map(|g| scope.tag(&g)),
-                body: body.clone(),
-            };
-            let expire = computed.ttl_secs + this.inner.grace_secs;
             let stored = this
-                .inner
-                .redis
-                .query::<()>(
-                    redis::cmd("SET")
-                        .arg(&key)
-                        .arg(entry.encode())
-                        .arg("EX")
-                        .arg(expire),
-                )
+                .write(&key, &epoch_pinned, tag, body.clone(), computed.ttl_secs)
                 .await;
             if let Err(err) = &stored {
                 stats.record(family, Event::Error);
@@ -552,11 +759,13 @@ mod tests {
         let entry = Entry {
             stored_at: 10,
             fresh_until: 20,
+            epoch: 0xfeed,
             generation: Some("ab12".into()),
             body: Arc::from(&b"{\"x\":\n1}"[..]),
         };
         let decoded = Entry::decode(&entry.encode()).unwrap();
         assert_eq!((decoded.stored_at, decoded.fresh_until), (10, 20));
+        assert_eq!(decoded.epoch, 0xfeed);
         assert_eq!(decoded.generation.as_deref(), Some("ab12"));
         assert_eq!(&*decoded.body, b"{\"x\":\n1}");
         let global = Entry {
@@ -565,5 +774,9 @@ mod tests {
         };
         assert_eq!(Entry::decode(&global.encode()).unwrap().generation, None);
         assert!(Entry::decode(b"garbage").is_none());
+        assert!(
+            Entry::decode(b"v1 10 20 ab12\n{}").is_none(),
+            "an entry of the format before epochs is a miss"
+        );
     }
 }

@@ -34,35 +34,43 @@ impl<T: Clone + Send + Sync + 'static> SingleFlight<T> {
     where
         F: Future<Output = T> + Send + 'static,
     {
-        let (flight, collapsed) = {
-            let mut flights = self.flights.lock().expect("single-flight lock poisoned");
-            match flights.get(key) {
-                Some(flight) => (flight.clone(), true),
-                None => {
-                    let registry = Arc::clone(&self.flights);
-                    let owned_key = key.to_owned();
-                    let task = tokio::spawn(async move {
-                        let out = compute.await;
-                        registry
-                            .lock()
-                            .expect("single-flight lock poisoned")
-                            .remove(&owned_key);
-                        out
-                    });
-                    let flight: Flight<T> = async move {
-                        match task.await {
-                            Ok(out) => out,
-                            Err(join) => std::panic::resume_unwind(join.into_panic()),
-                        }
-                    }
-                    .boxed()
-                    .shared();
-                    flights.insert(key.to_owned(), flight.clone());
-                    (flight, false)
-                }
-            }
-        };
+        let (flight, collapsed) = self.join(key, compute);
         (flight.await, collapsed)
+    }
+
+    /// Joins the flight of `key`, starting it with `compute` if none is running: the returned
+    /// future gives its result, and the flag says whether another call leads it. Joining is
+    /// done when this returns, before the future is awaited.
+    pub fn join<F>(&self, key: &str, compute: F) -> (impl Future<Output = T> + use<T, F>, bool)
+    where
+        F: Future<Output = T> + Send + 'static,
+    {
+        let mut flights = self.flights.lock().expect("single-flight lock poisoned");
+        match flights.get(key) {
+            Some(flight) => (flight.clone(), true),
+            None => {
+                let registry = Arc::clone(&self.flights);
+                let owned_key = key.to_owned();
+                let task = tokio::spawn(async move {
+                    let out = compute.await;
+                    registry
+                        .lock()
+                        .expect("single-flight lock poisoned")
+                        .remove(&owned_key);
+                    out
+                });
+                let flight: Flight<T> = async move {
+                    match task.await {
+                        Ok(out) => out,
+                        Err(join) => std::panic::resume_unwind(join.into_panic()),
+                    }
+                }
+                .boxed()
+                .shared();
+                flights.insert(key.to_owned(), flight.clone());
+                (flight, false)
+            }
+        }
     }
 }
 

@@ -1,16 +1,47 @@
-//! Per-instance cache counters: hits, misses, stale serves, computations and invalidations per
-//! family. They feed `/admin/cache/stats` (hit rates, alerts) and are mirrored into the
-//! Prometheus metrics of `/metrics`.
+//! Per-instance cache counters per family. They feed `/admin/cache/stats` (hit rates, alerts)
+//! and are mirrored into the Prometheus metrics of `/metrics`.
+//!
+//! Client lookups are counted apart from warming: the hit rate is the share of *clients'*
+//! lookups served from the cache, so warming at start-up (which misses by design) neither
+//! drags it to 0% nor fires `hit_rate_low`. Computations are counted by cause: a client's
+//! miss, warming, or a background refresh of a hot entry.
 
 use shared::cache_key::Family;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why a lookup or computation happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// A client's request.
+    Client,
+    /// Warming (at start-up or `POST /admin/cache/warm`).
+    Warm,
+    /// The early refresh of an entry in the last tenth of its life.
+    Refresh,
+}
+
+impl Cause {
+    /// The label value in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::Client => "client",
+            Cause::Warm => "warm",
+            Cause::Refresh => "refresh",
+        }
+    }
+}
 
 #[derive(Default)]
 struct Counters {
     hits: AtomicU64,
     misses: AtomicU64,
+    warm_hits: AtomicU64,
+    warm_misses: AtomicU64,
     stale: AtomicU64,
     computations: AtomicU64,
+    warm_computations: AtomicU64,
+    refresh_computations: AtomicU64,
+    refreshes_skipped: AtomicU64,
     invalidations: AtomicU64,
     errors: AtomicU64,
 }
@@ -18,19 +49,29 @@ struct Counters {
 /// A snapshot of one family's counters.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct FamilySnapshot {
-    /// Served from Redis, fresh.
+    /// Clients' lookups served from Redis, fresh.
     pub hits: u64,
-    /// Not in Redis (or invalidated, or expired).
+    /// Clients' lookups not served from Redis (absent, invalidated, expired).
     pub misses: u64,
     /// Served from Redis past its TTL because PostgreSQL failed.
     pub stale: u64,
-    /// Values computed from PostgreSQL (one per single flight).
+    /// Values computed for clients' misses (one per single flight).
     pub computations: u64,
+    /// Warming's lookups that found the value cached already.
+    pub warm_hits: u64,
+    /// Warming's lookups that computed the value.
+    pub warm_misses: u64,
+    /// Values computed by warming.
+    pub warm_computations: u64,
+    /// Hot entries recomputed in the background before they expired.
+    pub refresh_computations: u64,
+    /// Early refreshes left to the instance that claimed them first.
+    pub refreshes_skipped: u64,
     /// Invalidations.
     pub invalidations: u64,
     /// Redis commands that failed or timed out.
     pub errors: u64,
-    /// hits / (hits + misses), `None` before any lookup.
+    /// Clients' (hits + stale) / (hits + stale + misses); `None` before any client lookup.
     pub hit_rate: Option<f64>,
 }
 
@@ -43,18 +84,37 @@ pub struct CacheStats {
 /// What happened to one lookup or write, for counting.
 #[derive(Debug, Clone, Copy)]
 pub enum Event {
-    /// Fresh hit.
+    /// A client's fresh hit.
     Hit,
-    /// Miss.
+    /// A client's miss.
     Miss,
+    /// Warming found the value cached.
+    WarmHit,
+    /// Warming missed.
+    WarmMiss,
     /// Stale copy served.
     Stale,
-    /// A value was computed.
-    Computed,
+    /// A value was computed, for this cause.
+    Computed(Cause),
+    /// An early refresh was left to another claim.
+    RefreshSkipped,
     /// A value was invalidated.
     Invalidated,
     /// A Redis command failed.
     Error,
+}
+
+impl Event {
+    /// A lookup by `cause` that hit or missed. A refresh never looks up: it is counted as a
+    /// client's.
+    pub fn lookup(cause: Cause, hit: bool) -> Event {
+        match (cause, hit) {
+            (Cause::Warm, true) => Event::WarmHit,
+            (Cause::Warm, false) => Event::WarmMiss,
+            (_, true) => Event::Hit,
+            (_, false) => Event::Miss,
+        }
+    }
 }
 
 fn index(family: Family) -> usize {
@@ -68,31 +128,101 @@ impl CacheStats {
     /// Counts one event here and in the Prometheus metrics.
     pub fn record(&self, family: Family, event: Event) {
         let c = &self.families[index(family)];
-        let (counter, name) = match event {
-            Event::Hit => (&c.hits, "cache_hits_total"),
-            Event::Miss => (&c.misses, "cache_misses_total"),
-            Event::Stale => (&c.stale, "cache_stale_served_total"),
-            Event::Computed => (&c.computations, "cache_computations_total"),
-            Event::Invalidated => (&c.invalidations, "cache_invalidations_total"),
-            Event::Error => (&c.errors, "cache_errors_total"),
+        let f = family.as_str();
+        let counter = match event {
+            Event::Hit => {
+                metrics::counter!("cache_hits_total", "family" => f, "source" => "client")
+                    .increment(1);
+                &c.hits
+            }
+            Event::Miss => {
+                metrics::counter!("cache_misses_total", "family" => f, "source" => "client")
+                    .increment(1);
+                &c.misses
+            }
+            Event::WarmHit => {
+                metrics::counter!("cache_hits_total", "family" => f, "source" => "warm")
+                    .increment(1);
+                &c.warm_hits
+            }
+            Event::WarmMiss => {
+                metrics::counter!("cache_misses_total", "family" => f, "source" => "warm")
+                    .increment(1);
+                &c.warm_misses
+            }
+            Event::Stale => {
+                metrics::counter!("cache_stale_served_total", "family" => f).increment(1);
+                &c.stale
+            }
+            Event::Computed(cause) => {
+                metrics::counter!(
+                    "cache_computations_total", "family" => f, "cause" => cause.as_str()
+                )
+                .increment(1);
+                match cause {
+                    Cause::Client => &c.computations,
+                    Cause::Warm => &c.warm_computations,
+                    Cause::Refresh => &c.refresh_computations,
+                }
+            }
+            Event::RefreshSkipped => {
+                metrics::counter!("cache_refreshes_skipped_total", "family" => f).increment(1);
+                &c.refreshes_skipped
+            }
+            Event::Invalidated => {
+                metrics::counter!("cache_invalidations_total", "family" => f).increment(1);
+                &c.invalidations
+            }
+            Event::Error => {
+                metrics::counter!("cache_errors_total", "family" => f).increment(1);
+                &c.errors
+            }
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(name, "family" => family.as_str()).increment(1);
     }
 
     /// One family's counters.
     pub fn snapshot(&self, family: Family) -> FamilySnapshot {
         let c = &self.families[index(family)];
-        let hits = c.hits.load(Ordering::Relaxed) + c.stale.load(Ordering::Relaxed);
-        let misses = c.misses.load(Ordering::Relaxed);
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let served = load(&c.hits) + load(&c.stale);
+        let misses = load(&c.misses);
         FamilySnapshot {
-            hits: c.hits.load(Ordering::Relaxed),
+            hits: load(&c.hits),
             misses,
-            stale: c.stale.load(Ordering::Relaxed),
-            computations: c.computations.load(Ordering::Relaxed),
-            invalidations: c.invalidations.load(Ordering::Relaxed),
-            errors: c.errors.load(Ordering::Relaxed),
-            hit_rate: (hits + misses > 0).then(|| hits as f64 / (hits + misses) as f64),
+            stale: load(&c.stale),
+            computations: load(&c.computations),
+            warm_hits: load(&c.warm_hits),
+            warm_misses: load(&c.warm_misses),
+            warm_computations: load(&c.warm_computations),
+            refresh_computations: load(&c.refresh_computations),
+            refreshes_skipped: load(&c.refreshes_skipped),
+            invalidations: load(&c.invalidations),
+            errors: load(&c.errors),
+            hit_rate: (served + misses > 0).then(|| served as f64 / (served + misses) as f64),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warming_is_not_a_client_miss() {
+        let stats = CacheStats::default();
+        for _ in 0..10 {
+            stats.record(Family::Popular, Event::lookup(Cause::Warm, false));
+            stats.record(Family::Popular, Event::Computed(Cause::Warm));
+        }
+        let warmed = stats.snapshot(Family::Popular);
+        assert_eq!((warmed.misses, warmed.warm_misses), (0, 10));
+        assert_eq!((warmed.computations, warmed.warm_computations), (0, 10));
+        assert_eq!(warmed.hit_rate, None, "no client has asked yet");
+        stats.record(Family::Popular, Event::lookup(Cause::Client, true));
+        stats.record(Family::Popular, Event::Computed(Cause::Refresh));
+        let served = stats.snapshot(Family::Popular);
+        assert_eq!(served.hit_rate, Some(1.0));
+        assert_eq!((served.computations, served.refresh_computations), (0, 1));
     }
 }

@@ -28,6 +28,7 @@
 //! Context", ACM TiiS 5(4):19, 2015; non-commercial use. `scripts/fetch-data.sh` downloads it.
 
 mod copy;
+pub mod edge_purge;
 mod movielens;
 mod synthetic;
 
@@ -256,6 +257,16 @@ pub async fn import(
     bar.set_length(total);
     let (movies, users, ratings) = load(&mut tx, prepared, &bar, dataset).await?;
 
+    // A new epoch: every instance stops serving what it cached of the previous data (see
+    // `origin::dataset`) once it reads this, committed with the data itself.
+    sqlx::query(
+        "INSERT INTO dataset_epoch (singleton, epoch) VALUES (true, $1) \
+         ON CONFLICT (singleton) DO UPDATE SET epoch = EXCLUDED.epoch, changed_at = now()",
+    )
+    .bind(rand::random::<i64>())
+    .execute(&mut *tx)
+    .await
+    .context("recording the data set's epoch")?;
     sqlx::query(
         "INSERT INTO imports (dataset, fingerprint, movies, users, ratings) \
          VALUES ($1, $2, $3, $4, $5)",

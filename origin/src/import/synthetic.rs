@@ -482,6 +482,27 @@ mod tests {
         assert_eq!(all(&s), all(&s));
     }
 
+    /// The generator's output is pinned per [`GENERATOR_VERSION`]: a change to what it
+    /// generates fails here until the version is bumped (so databases holding the old output
+    /// are re-imported, not silently mistaken for the new) and the digest updated.
+    #[test]
+    fn output_is_pinned_to_the_generator_version() {
+        let pinned = [(
+            1,
+            "ea1f207227c97e3224ec9679d607540eee682d39941b2f1e301fd328b6f0dc23",
+        )];
+        let digest = digest(&spec(300, 120, 6_000, 11), 6_000);
+        let expected = pinned
+            .iter()
+            .find(|(version, _)| *version == GENERATOR_VERSION)
+            .map(|(_, digest)| *digest);
+        assert_eq!(
+            Some(digest.as_str()),
+            expected,
+            "the synthetic output changed: bump GENERATOR_VERSION and pin the new digest"
+        );
+    }
+
     #[test]
     fn different_seed_different_rows() {
         let a = digest(&spec(1_000, 500, 20_000, 7), 5_000);
