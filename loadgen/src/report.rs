@@ -15,7 +15,7 @@ use std::time::Duration;
 pub enum Outcome {
     /// 2xx or 304; `hit` says whether the nearest cache answered by itself.
     Ok {
-        /// The first `Cache-Status` member says `hit`.
+        /// The last `Cache-Status` member (the cache closest to the client) says `hit`.
         hit: bool,
     },
     /// 4xx: the request was refused (bad data or configuration).
@@ -238,7 +238,7 @@ impl fmt::Display for Report {
         }
         write!(
             f,
-            "measured {:.1} s after {} warm-up requests; hit rate = reads answered by the nearest cache (first Cache-Status member says hit); errors = 4xx + 5xx + no response",
+            "measured {:.1} s after {} warm-up requests; hit rate = reads answered by the nearest cache (last Cache-Status member says hit); errors = 4xx + 5xx + no response",
             self.elapsed_secs, self.warmup_requests
         )
     }

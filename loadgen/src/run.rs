@@ -207,11 +207,15 @@ impl Shared {
             Err(_) => return Outcome::Transport,
         };
         let status = response.status();
+        // The cache closest to this client appended the last member (RFC 9211 2); with
+        // several field lines, it is in the last one.
         let hit = response
             .headers()
-            .get("cache-status")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(shared::cache_status::first_layer_hit);
+            .get_all("cache-status")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .next_back()
+            .is_some_and(shared::cache_status::client_side_hit);
         // The whole body, as a client would read it.
         if response.bytes().await.is_err() {
             return Outcome::Transport;

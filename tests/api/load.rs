@@ -1,10 +1,11 @@
 //! The load generator against a real origin: it makes only valid requests of every kind,
-//! and the hits it reports are hits the origin's own cache counted; a wrong secret or a
-//! remote target stops it before it sends load.
+//! and the hits it reports are hits the origin's own cache counted; through the edge, they
+//! are the edge's; a wrong secret or a remote target stops it before it sends load.
 
 use loadgen::{Config, Kind, LoadError, Mix};
 use shared::cache_key::Family;
 use std::time::Duration;
+use tests::edge::EdgeServer;
 use tests::{TestApp, fresh_database, redis_mode, redis_url, test_settings};
 
 fn config(target: &str, secret: secrecy::SecretString) -> Config {
@@ -41,7 +42,7 @@ async fn the_load_generator_makes_valid_requests_and_reports_real_hits() {
         .cache
         .stats()
         .snapshot(Family::Popular)
-        .computations;
+        .warm_computations;
     assert_eq!(warmed, 1, "the popular list was warmed");
     let report = loadgen::run(&config).await.unwrap();
 
@@ -55,8 +56,8 @@ async fn the_load_generator_makes_valid_requests_and_reports_real_hits() {
         assert!(ok > 0, "{kind} exercised: {report}");
     }
     // What it calls a hit is exactly what the origin's cache counted as one: one lookup per
-    // request in these families, and warming's lookups were misses (a fresh namespace). The
-    // one hit the report leaves out is its own discovery of the (warmed) popular list.
+    // request in these families (warming's lookups are counted apart). The one hit the report
+    // leaves out is its own discovery of the (warmed) popular list.
     let stats = app.state.cache.stats();
     for (kind, family, unreported) in [
         (Kind::Movie, Family::Metadata, 0),
@@ -72,6 +73,32 @@ async fn the_load_generator_makes_valid_requests_and_reports_real_hits() {
             "{kind}: hits reported vs counted by the origin"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_edge_it_reports_the_edges_hits() {
+    let app = TestApp::spawn().await;
+    let edge = EdgeServer::start(&format!("http://{}", app.addr)).await;
+    // Movie reads only: no token needed, and only they touch the origin's metadata family.
+    let config = Config {
+        mix: "movie=1".parse().unwrap(),
+        ..config(&edge.url, "unused".to_owned().into())
+    };
+    let report = loadgen::run(&config).await.unwrap();
+
+    assert_eq!(report.failures(), 0, "{report}");
+    assert_eq!(report.total.refused, 0, "{report}");
+    let movies = report.kind(Kind::Movie).unwrap();
+    assert!(movies.hits > 0, "repeated movies hit at the edge: {report}");
+    // A hit is a read the edge answered by itself (the last Cache-Status member); each of the
+    // others went to the origin exactly once, whatever the origin's own cache did. Reading
+    // the first member (the origin's) would count the origin's hits instead.
+    let metadata = app.state.cache.stats().snapshot(Family::Metadata);
+    assert_eq!(
+        movies.ok,
+        movies.hits + metadata.hits + metadata.misses + metadata.stale,
+        "every read is an edge hit or one origin request: {report}"
+    );
 }
 
 #[tokio::test]
