@@ -10,18 +10,30 @@
 //! - [`store`]: the Cache API, with the metadata the Cache API itself would not keep;
 //! - [`origin`]: requests to the origin, with a deadline;
 //! - [`reply`]: building responses (JSON errors, 304s, `Cache-Status`);
-//! - [`purge`]: the authenticated purge endpoint.
+//! - [`purge`]: the authenticated purge endpoint;
+//! - [`request_id`]: the `x-request-id` that follows the request to the origin and back;
+//! - [`cors`]: preflights answered here, and each response's CORS headers for its requester.
 //!
-//! Configuration comes from the worker's environment: `ORIGIN_URL` and `ORIGIN_TIMEOUT_MS`
-//! (`[vars]` in `wrangler.toml`) and the secret `PURGE_SECRET`.
+//! `Cache-Status` (RFC 9211) gets the edge's member appended after the origin's, so the last
+//! member says what the edge did: `origin; fwd=miss; stored, edge; hit; ttl=86399`. A
+//! response the edge makes itself (a 400, a 502/504, the purge endpoint's answers) carries no
+//! `Cache-Status`: RFC 9211 §2, "An intermediary SHOULD NOT append a Cache-Status member to
+//! responses that it generates locally, even if that intermediary contains a cache, except
+//! when the generated response is based upon a stored response (e.g., a 304 Not Modified or
+//! 206 Partial Content)."
+//!
+//! Configuration comes from the worker's environment: `ORIGIN_URL`, `ORIGIN_TIMEOUT_MS` and
+//! `CORS_ALLOWED_ORIGINS` (`[vars]` in `wrangler.toml`) and the secret `PURGE_SECRET`.
 
+mod cors;
 mod origin;
 mod purge;
 mod reply;
+mod request_id;
 mod serve;
 mod store;
 
-use shared::cache_status::{CacheStatus, Forward};
+use shared::cache_status::Forward;
 use shared::edge_key::{EdgeReject, EdgeRoute};
 use worker::{Context, Env, Method, Request, Response, Result, event};
 
@@ -60,26 +72,43 @@ impl Config {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
-    let config = Config::from_env(&env);
+    let request_id = request_id::of(&req);
+    let policy = cors::policy(&env);
+    let origin = req.headers().get("origin")?;
+    let mut response = match cors::preflight(&req, &policy)? {
+        // Answered here: a preflight never costs an origin round trip.
+        Some(preflight) => preflight,
+        None => match route(req, &env, ctx, &request_id).await {
+            Ok(response) => response,
+            // Still a JSON error with the request's id (the runtime's own 500 would carry
+            // neither); the detail stays out of the body, as the origin keeps its internal
+            // errors.
+            Err(_) => reply::error(500, "internal", "the edge could not handle the request")?,
+        },
+    };
+    // Every response, whichever path made it (a stored copy's own id was dropped on storing).
+    response
+        .headers_mut()
+        .set(shared::request_id::HEADER, &request_id)?;
+    cors::apply(&mut response, &policy, origin.as_deref())?;
+    Ok(response)
+}
+
+async fn route(req: Request, env: &Env, ctx: Context, request_id: &str) -> Result<Response> {
+    let config = Config::from_env(env);
     let url = req.url()?;
     if url.path() == PURGE_PATH {
-        return purge::handle(req, &env).await;
+        return purge::handle(req, env).await;
     }
     if req.method() != Method::Get {
-        return origin::pass_through(req, &config, Forward::Method).await;
+        return origin::pass_through(req, &config, Forward::Method, request_id).await;
     }
     match EdgeRoute::parse(url.path(), url.query()) {
-        Ok(route) => serve::cached(req, route, config, ctx).await,
+        Ok(route) => serve::cached(req, route, config, ctx, request_id.to_owned()).await,
         // Invalid ids and limits: the origin's answer, without asking it.
-        Err(EdgeReject::Invalid(err)) => reply::error(
-            400,
-            err.code(),
-            &err.to_string(),
-            CacheStatus {
-                detail: Some("rejected"),
-                ..CacheStatus::new(CACHE_NAME)
-            },
-        ),
-        Err(EdgeReject::NotCacheable) => origin::pass_through(req, &config, Forward::Bypass).await,
+        Err(EdgeReject::Invalid(err)) => reply::error(400, err.code(), &err.to_string()),
+        Err(EdgeReject::NotCacheable) => {
+            origin::pass_through(req, &config, Forward::Bypass, request_id).await
+        }
     }
 }

@@ -55,15 +55,17 @@ async fn buffer(mut response: Response) -> Result<Served> {
     })
 }
 
-/// `GET {ORIGIN_URL}{path_and_query}` for the cache; with `if_none_match`, a conditional
-/// request (revalidation).
+/// `GET {ORIGIN_URL}{path_and_query}` for the cache, carrying the client's request's id;
+/// with `if_none_match`, a conditional request (revalidation).
 pub async fn get(
     config: &Config,
     path_and_query: &str,
     if_none_match: Option<&str>,
+    request_id: &str,
 ) -> std::result::Result<Served, Failure> {
     let headers = Headers::new();
     let _ = headers.set("accept", "application/json");
+    let _ = headers.set(shared::request_id::HEADER, request_id);
     if let Some(etag) = if_none_match {
         let _ = headers.set("if-none-match", etag);
     }
@@ -78,9 +80,15 @@ pub async fn get(
         .map_err(|e| Failure::Unreachable(e.to_string()))
 }
 
-/// Forwards a request as it is (method, headers with `Authorization`, body) and returns the
-/// origin's answer as it is, with the edge's `Cache-Status` entry in front. Never stored.
-pub async fn pass_through(mut req: Request, config: &Config, fwd: Forward) -> Result<Response> {
+/// Forwards a request as it is (method, headers with `Authorization`, body; `x-request-id`
+/// set to `request_id`) and returns the origin's answer as it is, with the edge's
+/// `Cache-Status` member appended. Never stored.
+pub async fn pass_through(
+    mut req: Request,
+    config: &Config,
+    fwd: Forward,
+    request_id: &str,
+) -> Result<Response> {
     let url = req.url()?;
     let target = match url.query() {
         Some(query) => format!("{}{}?{query}", config.origin_url, url.path()),
@@ -93,6 +101,8 @@ pub async fn pass_through(mut req: Request, config: &Config, fwd: Forward) -> Re
             headers.append(&name, &value)?;
         }
     }
+    // The client's id when well formed, else the edge's replacement for it.
+    headers.set(shared::request_id::HEADER, request_id)?;
     let mut init = RequestInit::new();
     init.with_method(method.clone()).with_headers(headers);
     if method != Method::Get && method != Method::Head {
@@ -116,7 +126,7 @@ pub async fn pass_through(mut req: Request, config: &Config, fwd: Forward) -> Re
             }
             headers.set(
                 "cache-status",
-                &CacheStatus::bypass(CACHE_NAME, fwd).prepend_to(served.header("cache-status")),
+                &CacheStatus::bypass(CACHE_NAME, fwd).append_to(served.header("cache-status")),
             )?;
             let response = if served.body.is_empty() {
                 Response::empty()?

@@ -4,7 +4,6 @@
 
 use crate::reply;
 use crate::store;
-use shared::cache_status::CacheStatus;
 use shared::purge::{PurgeReceipt, PurgeRequest};
 use worker::{Env, Method, Request, Response, Result};
 
@@ -20,19 +19,14 @@ fn same_secret(given: &str, expected: &str) -> bool {
 
 /// Handles the purge endpoint.
 pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
-    let status = || CacheStatus {
-        detail: Some("purge"),
-        ..CacheStatus::new(crate::CACHE_NAME)
-    };
     if req.method() != Method::Post {
-        return reply::error(405, "method_not_allowed", "use POST", status());
+        return reply::error(405, "method_not_allowed", "use POST");
     }
     let Ok(secret) = env.secret("PURGE_SECRET").map(|s| s.to_string()) else {
         return reply::error(
             503,
             "purge_unconfigured",
             "PURGE_SECRET is not set for this worker",
-            status(),
         );
     };
     let authorised = req
@@ -45,17 +39,16 @@ pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
             401,
             "unauthorized",
             "purging needs `Authorization: Bearer <PURGE_SECRET>`",
-            status(),
         );
     }
     let body = req.bytes().await?;
     let request: PurgeRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,
-        Err(err) => return reply::error(400, "malformed_json", &err.to_string(), status()),
+        Err(err) => return reply::error(400, "malformed_json", &err.to_string()),
     };
     let keys = match request.keys() {
         Ok(keys) => keys,
-        Err(err) => return reply::error(400, err.code(), &err.to_string(), status()),
+        Err(err) => return reply::error(400, err.code(), &err.to_string()),
     };
     let url = req.url()?;
     let mut purged = Vec::new();
@@ -68,8 +61,5 @@ pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
     response
         .headers_mut()
         .set("cache-control", shared::cache_control::NO_STORE)?;
-    response
-        .headers_mut()
-        .set("cache-status", &status().to_string())?;
     Ok(response)
 }

@@ -1,22 +1,17 @@
 //! Building responses: JSON errors in the origin's shape, served copies with `Age` and
 //! `Cache-Status`, and 304s for matching `If-None-Match`.
 
-use crate::CACHE_NAME;
 use shared::cache_status::CacheStatus;
 use shared::dto::ErrorBody;
 use worker::{Headers, Response, Result};
 
-/// A JSON error `{"error": {"code", "message"}}`, never stored.
-pub fn error(
-    status: u16,
-    code: &str,
-    message: &str,
-    cache_status: CacheStatus,
-) -> Result<Response> {
+/// A JSON error `{"error": {"code", "message"}}` the edge makes itself: never stored, and
+/// without `Cache-Status` (RFC 9211 §2: an intermediary does not add a member to responses it
+/// generates locally).
+pub fn error(status: u16, code: &str, message: &str) -> Result<Response> {
     let headers = Headers::new();
     headers.set("content-type", "application/json")?;
     headers.set("cache-control", shared::cache_control::NO_STORE)?;
-    headers.set("cache-status", &cache_status.to_string())?;
     let body = serde_json::to_vec(&ErrorBody::new(code, message))
         .map_err(|e| worker::Error::RustError(e.to_string()))?;
     Ok(Response::from_bytes(body)?
@@ -26,10 +21,6 @@ pub fn error(
 
 /// 502 when the origin refused or failed, 504 when it did not answer in time.
 pub fn origin_failed(timed_out: bool, detail: &str) -> Result<Response> {
-    let status = CacheStatus {
-        detail: Some("origin-unavailable"),
-        ..CacheStatus::miss(CACHE_NAME, false)
-    };
     if timed_out {
         error(
             504,
@@ -37,20 +28,18 @@ pub fn origin_failed(timed_out: bool, detail: &str) -> Result<Response> {
             &format!(
                 "the origin did not answer in time and no stored copy can be served ({detail})"
             ),
-            status,
         )
     } else {
         error(
             502,
             "origin_unavailable",
             &format!("the origin could not be reached and no stored copy can be served ({detail})"),
-            status,
         )
     }
 }
 
-/// A body and headers as the client receives them: `Cache-Status` with the edge's entry in
-/// front, `Age` when served from the cache, and a 304 instead of the body when the client's
+/// A body and headers as the client receives them: `Cache-Status` with the edge's member
+/// appended, `Age` when served from the cache, and a 304 instead of the body when the client's
 /// `If-None-Match` matches.
 #[derive(Debug, Clone)]
 pub struct Served {
@@ -86,10 +75,7 @@ impl Served {
             }
             headers.append(name, value)?;
         }
-        headers.set(
-            "cache-status",
-            &edge.prepend_to(self.header("cache-status")),
-        )?;
+        headers.set("cache-status", &edge.append_to(self.header("cache-status")))?;
         if let Some(age) = age {
             headers.set("age", &age.to_string())?;
         }

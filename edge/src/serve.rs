@@ -2,7 +2,8 @@
 //! `stale-while-revalidate` → served at once and revalidated in the background; otherwise
 //! revalidated with a conditional request first (a 304 refreshes the stored copy; an error
 //! within `stale-if-error` serves the stale copy). Without one: forwarded, stored when
-//! `shared::storable` allows, or a JSON 502/504 when the origin fails.
+//! `shared::storable` allows, or a JSON 502/504 when the origin fails. Every request to the
+//! origin, the background revalidation included, carries the client's request's id.
 
 use crate::origin::{self, Failure};
 use crate::reply::Served;
@@ -26,12 +27,13 @@ pub async fn cached(
     route: EdgeRoute,
     config: Config,
     ctx: Context,
+    request_id: String,
 ) -> Result<Response> {
     let key = store::key_url(&req.url()?, &route.key);
     let if_none_match = req.headers().get("if-none-match")?;
     let inm = if_none_match.as_deref();
     let Some(stored) = store::get(&key).await? else {
-        return miss(&config, &key, &route.key, inm).await;
+        return miss(&config, &key, &route.key, inm, &request_id).await;
     };
     let freshness = stored.meta.freshness(now());
     match freshness {
@@ -44,7 +46,7 @@ pub async fn cached(
             let (background_key, path) = (key.clone(), route.key.clone());
             let background = stored.clone();
             ctx.wait_until(async move {
-                let _ = revalidate(&config, &background_key, &path, background).await;
+                let _ = revalidate(&config, &background_key, &path, background, &request_id).await;
             });
             let status = CacheStatus {
                 detail: Some("stale-while-revalidate"),
@@ -53,7 +55,7 @@ pub async fn cached(
             stored.served.respond(status, Some(age), inm)
         }
         Freshness::StaleIfErrorOnly { .. } | Freshness::Expired { .. } => {
-            match revalidate(&config, &key, &route.key, stored).await? {
+            match revalidate(&config, &key, &route.key, stored, &request_id).await? {
                 Outcome::Served(served, status, age) => served.respond(status, age, inm),
                 Outcome::Failed(failure) => failure.respond(),
             }
@@ -62,8 +64,14 @@ pub async fn cached(
 }
 
 /// No stored copy: ask the origin, store what may be stored.
-async fn miss(config: &Config, key: &str, path: &str, inm: Option<&str>) -> Result<Response> {
-    let served = match origin::get(config, path, None).await {
+async fn miss(
+    config: &Config,
+    key: &str,
+    path: &str,
+    inm: Option<&str>,
+    request_id: &str,
+) -> Result<Response> {
+    let served = match origin::get(config, path, None, request_id).await {
         Ok(served) => served,
         Err(failure) => return failure.respond(),
     };
@@ -97,9 +105,15 @@ enum Outcome {
 }
 
 /// Revalidates `stored` with a conditional request and decides what to serve.
-async fn revalidate(config: &Config, key: &str, path: &str, stored: Stored) -> Result<Outcome> {
+async fn revalidate(
+    config: &Config,
+    key: &str,
+    path: &str,
+    stored: Stored,
+    request_id: &str,
+) -> Result<Outcome> {
     let etag = stored.served.header("etag").map(str::to_owned);
-    let answer = origin::get(config, path, etag.as_deref()).await;
+    let answer = origin::get(config, path, etag.as_deref(), request_id).await;
     let now = now();
     let decision = match &answer {
         Ok(fresh) => after_revalidation(OriginAnswer::Status(fresh.status), &stored.meta, now),

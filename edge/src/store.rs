@@ -5,6 +5,10 @@
 //! enough for its stale windows too, and the facts `shared::freshness` needs travel in
 //! internal header fields: when it was stored, its `Age` then, and the origin's own
 //! `Cache-Control`. They are removed again before anything reaches a client.
+//!
+//! The `x-request-id` of the request that stored an entry is not stored: each response
+//! carries its own request's id (set in `lib.rs`). Nor are CORS headers, or the `Vary`
+//! members that only concern them: each response gets its own requester's (`cors`).
 
 use crate::reply::Served;
 use shared::directives::CacheDirectives;
@@ -48,7 +52,12 @@ pub async fn get(key: &str) -> Result<Option<Stored>> {
             STORED_AT => stored_at = value.parse::<u64>().ok(),
             AGE_AT_STORE => age_at_store = Some(value),
             ORIGIN_CACHE_CONTROL => origin_cache_control = Some(value),
-            "cache-control" | "age" | "content-length" | "cf-cache-status" => {}
+            // `x-request-id`: entries stored before it was dropped on storing.
+            "cache-control"
+            | "age"
+            | "content-length"
+            | "cf-cache-status"
+            | shared::request_id::HEADER => {}
             _ => headers.push((name, value)),
         }
     }
@@ -82,12 +91,26 @@ pub async fn put(key: &str, served: &Served, stored_at: u64, age: Option<&str>) 
     let headers = Headers::new();
     for (name, value) in &served.headers {
         let lower = name.to_ascii_lowercase();
-        if !matches!(
+        if matches!(
             lower.as_str(),
-            "cache-control" | "age" | "content-length" | "set-cookie" | "connection"
-        ) {
-            headers.append(name, value)?;
+            "cache-control"
+                | "age"
+                | "content-length"
+                | "set-cookie"
+                | "connection"
+                | shared::request_id::HEADER
+        ) || shared::cors::per_requester(&lower)
+        {
+            continue;
         }
+        // CORS is added per request (`crate::cors`): the stored copy does not vary by `Origin`.
+        if lower == "vary" {
+            if let Some(vary) = shared::cors::vary_for_storage(value) {
+                headers.append(name, &vary)?;
+            }
+            continue;
+        }
+        headers.append(name, value)?;
     }
     headers.set(
         "cache-control",

@@ -117,6 +117,16 @@ pub struct Settings {
     /// process sets it (the recorder is process-wide).
     #[arg(long, env = "METRICS_UPKEEP_MS", default_value_t = 5000)]
     pub metrics_upkeep_ms: u64,
+
+    /// Origins whose pages may call the API from a browser (CORS): `*`, or a comma-separated
+    /// list of origins such as `https://movies.example.com`, where the port may be `*`.
+    #[arg(
+        long = "cors-allowed-origins",
+        env = "CORS_ALLOWED_ORIGINS",
+        default_value = shared::cors::LOCAL_DEFAULT,
+        value_parser = shared::cors::CorsPolicy::parse
+    )]
+    pub cors_policy: shared::cors::CorsPolicy,
 }
 
 /// Why `origin serve` refuses to start with its settings. Each message is one line.

@@ -11,6 +11,7 @@
 //! - [`cache_control`]: the `Cache-Control` each route answers with.
 //! - [`etag`]: strong ETags and `If-None-Match` matching.
 //! - [`cache_status`]: `Cache-Status` (RFC 9211) entries.
+//! - [`cors`]: which origins browsers may call the API from, and the CORS headers.
 //! - [`request_id`]: which `x-request-id` values are kept, and the form of fresh ones.
 //!
 //! The edge's HTTP-cache policy (RFC 9111, RFC 5861), which the worker only calls:
@@ -24,6 +25,7 @@
 pub mod cache_control;
 pub mod cache_key;
 pub mod cache_status;
+pub mod cors;
 pub mod directives;
 pub mod dto;
 pub mod edge_key;

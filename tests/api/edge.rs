@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use shared::cache_key::Family;
 use std::time::Duration;
-use tests::edge::{EdgeServer, FakeOrigin, PURGE_SECRET};
+use tests::edge::{EdgeServer, FakeOrigin, PURGE_SECRET, Seen};
 use tests::{TestApp, cache_status};
 
 /// Requests the origin answered for a family (its own cache counts every lookup).
@@ -17,6 +17,25 @@ async fn get(client: &reqwest::Client, url: String) -> reqwest::Response {
     client.get(url).send().await.expect("request to the edge")
 }
 
+/// The edge's member of `Cache-Status`: the last one, as the cache closest to the client
+/// (RFC 9211 2: "the last member represents the cache closest to the user").
+fn edge_status(response: &reqwest::Response) -> String {
+    let status = cache_status(response);
+    let last = status.rsplit(", ").next().unwrap_or_default().to_owned();
+    assert!(
+        last.starts_with("edge"),
+        "the edge's member is last: {status}"
+    );
+    last
+}
+
+/// The response's one `x-request-id`.
+fn request_id(response: &reqwest::Response) -> String {
+    let ids: Vec<_> = response.headers().get_all("x-request-id").iter().collect();
+    assert_eq!(ids.len(), 1, "exactly one x-request-id: {ids:?}");
+    ids[0].to_str().unwrap().to_owned()
+}
+
 #[tokio::test]
 async fn the_edge_serves_public_routes_from_its_cache() {
     let app = TestApp::spawn().await;
@@ -26,9 +45,10 @@ async fn the_edge_serves_public_routes_from_its_cache() {
     // MISS, then HIT with no second origin request.
     let first = get(&client, format!("{}/movies/1", edge.url)).await;
     assert_eq!(first.status(), 200);
+    // RFC 9211 order: the origin's member first, the edge's (closest to the client) last.
     assert_eq!(
         cache_status(&first),
-        "edge; fwd=miss; stored, origin; fwd=miss; stored"
+        "origin; fwd=miss; stored, edge; fwd=miss; stored"
     );
     let etag = first.headers()["etag"].to_str().unwrap().to_owned();
     let body: Value = first.json().await.unwrap();
@@ -36,7 +56,7 @@ async fn the_edge_serves_public_routes_from_its_cache() {
     let second = get(&client, format!("{}/movies/1", edge.url)).await;
     let status = cache_status(&second);
     assert!(
-        status.starts_with("edge; hit; ttl=") && status.ends_with(", origin; fwd=miss; stored"),
+        status.starts_with("origin; fwd=miss; stored, edge; hit; ttl="),
         "{status}"
     );
     assert!(second.headers().contains_key("age"));
@@ -66,6 +86,11 @@ async fn the_edge_serves_public_routes_from_its_cache() {
         .await
         .unwrap();
     assert_eq!(not_modified.status(), 304);
+    assert!(
+        edge_status(&not_modified).starts_with("edge; hit; ttl="),
+        "{}",
+        cache_status(&not_modified)
+    );
     assert_eq!(not_modified.headers()["etag"].to_str().unwrap(), etag);
     assert!(not_modified.bytes().await.unwrap().is_empty());
     assert_eq!(origin_lookups(&app, Family::Metadata), 1);
@@ -76,7 +101,7 @@ async fn the_edge_serves_public_routes_from_its_cache() {
         format!("{}/movies/popular?utm_source=x&limit=5", edge.url),
     )
     .await;
-    assert!(cache_status(&a).starts_with("edge; fwd=miss; stored"));
+    assert_eq!(edge_status(&a), "edge; fwd=miss; stored");
     let list: Value = a.json().await.unwrap();
     assert_eq!(list["movies"].as_array().unwrap().len(), 5);
     let b = get(
@@ -85,30 +110,30 @@ async fn the_edge_serves_public_routes_from_its_cache() {
     )
     .await;
     assert!(
-        cache_status(&b).starts_with("edge; hit"),
+        edge_status(&b).starts_with("edge; hit"),
         "{}",
         cache_status(&b)
     );
     get(&client, format!("{}/movies/popular", edge.url)).await;
     let default = get(&client, format!("{}/movies/popular?limit=20&x=1", edge.url)).await;
     assert!(
-        cache_status(&default).starts_with("edge; hit"),
+        edge_status(&default).starts_with("edge; hit"),
         "the default limit is filled in"
     );
     assert!(
-        cache_status(&get(&client, format!("{}/genres/Sci-Fi/top?limit=3", edge.url)).await)
+        edge_status(&get(&client, format!("{}/genres/Sci-Fi/top?limit=3", edge.url)).await)
             .starts_with("edge; fwd=miss")
     );
     assert!(
-        cache_status(&get(&client, format!("{}/genres/sci-fi/top?limit=3", edge.url)).await)
+        edge_status(&get(&client, format!("{}/genres/sci-fi/top?limit=3", edge.url)).await)
             .starts_with("edge; hit")
     );
     assert!(
-        cache_status(&get(&client, format!("{}/genres", edge.url)).await)
+        edge_status(&get(&client, format!("{}/genres", edge.url)).await)
             .starts_with("edge; fwd=miss")
     );
     assert!(
-        cache_status(&get(&client, format!("{}/genres?lang=fr", edge.url)).await)
+        edge_status(&get(&client, format!("{}/genres?lang=fr", edge.url)).await)
             .starts_with("edge; hit")
     );
 
@@ -122,9 +147,8 @@ async fn the_edge_serves_public_routes_from_its_cache() {
         let response = get(&client, format!("{}{path}", edge.url)).await;
         assert_eq!(response.status(), 400, "{path}");
         assert!(
-            !cache_status(&response).contains("origin"),
-            "no origin round trip: {}",
-            cache_status(&response)
+            response.headers().get("cache-status").is_none(),
+            "an answer the edge made itself carries no Cache-Status (RFC 9211 2)"
         );
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"]["code"], code);
@@ -141,7 +165,7 @@ async fn the_edge_serves_public_routes_from_its_cache() {
         let missing = get(&client, format!("{}/movies/99999", edge.url)).await;
         assert_eq!(missing.status(), 404);
         assert!(
-            cache_status(&missing).starts_with("edge; fwd=miss; detail=status"),
+            edge_status(&missing).starts_with("edge; fwd=miss; detail=status"),
             "{}",
             cache_status(&missing)
         );
@@ -158,7 +182,10 @@ async fn the_edge_serves_public_routes_from_its_cache() {
             .unwrap();
         assert_eq!(recs.status(), 200);
         let status = cache_status(&recs);
-        assert!(status.starts_with("edge; fwd=bypass, origin; "), "{status}");
+        assert!(
+            status.starts_with("origin; ") && status.ends_with(", edge; fwd=bypass"),
+            "{status}"
+        );
         assert_eq!(recs.headers()["cache-control"], "private, no-cache");
         let body: Value = recs.json().await.unwrap();
         assert_eq!(body["items"].as_array().unwrap().len(), 3);
@@ -177,7 +204,11 @@ async fn the_edge_serves_public_routes_from_its_cache() {
         .await
         .unwrap();
     assert_eq!(rating.status(), 201);
-    assert!(cache_status(&rating).starts_with("edge; fwd=method, origin; fwd=method"));
+    let status = cache_status(&rating);
+    assert!(
+        status.starts_with("origin; fwd=method") && status.ends_with(", edge; fwd=method"),
+        "{status}"
+    );
     let receipt: Value = rating.json().await.unwrap();
     assert_eq!(receipt["rating"], 4.5);
 
@@ -193,17 +224,18 @@ async fn the_edge_serves_public_routes_from_its_cache() {
     };
     let refused = purge(None).await.unwrap();
     assert_eq!(refused.status(), 401);
+    assert!(refused.headers().get("cache-status").is_none());
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unauthorized");
     assert_eq!(purge(Some("wrong-secret")).await.unwrap().status(), 401);
     assert!(
-        cache_status(&get(&client, format!("{}/movies/1", edge.url)).await)
-            .starts_with("edge; hit"),
+        edge_status(&get(&client, format!("{}/movies/1", edge.url)).await).starts_with("edge; hit"),
         "still stored"
     );
     let lookups = origin_lookups(&app, Family::Metadata);
     let purged = purge(Some(PURGE_SECRET)).await.unwrap();
     assert_eq!(purged.status(), 200);
+    assert!(purged.headers().get("cache-status").is_none());
     let receipt: Value = purged.json().await.unwrap();
     assert_eq!(
         receipt["purged"],
@@ -211,8 +243,9 @@ async fn the_edge_serves_public_routes_from_its_cache() {
         "only what was stored"
     );
     let after = get(&client, format!("{}/movies/1", edge.url)).await;
-    assert!(
-        cache_status(&after).starts_with("edge; fwd=miss; stored"),
+    assert_eq!(
+        edge_status(&after),
+        "edge; fwd=miss; stored",
         "{}",
         cache_status(&after)
     );
@@ -236,26 +269,32 @@ async fn stale_while_revalidate_serves_at_once_and_refreshes_in_the_background()
     };
 
     // A changed resource: stale v1 at once, then v2 once the background refresh stored it.
-    assert!(
-        cache_status(&get(&client, format!("{}/movies/1", edge.url)).await)
-            .starts_with("edge; fwd=miss; stored")
+    assert_eq!(
+        edge_status(&get(&client, format!("{}/movies/1", edge.url)).await),
+        "edge; fwd=miss; stored"
     );
     tokio::time::sleep(Duration::from_millis(2100)).await;
     // The new version lives a minute, so the refreshed copy stays fresh while the test looks.
     origin.set_version(2);
     origin.route("/movies/1", 200, LONGER, false);
-    let stale = get(&client, format!("{}/movies/1", edge.url)).await;
-    let status = cache_status(&stale);
+    let stale = client
+        .get(format!("{}/movies/1", edge.url))
+        .header("x-request-id", "swr-trigger")
+        .send()
+        .await
+        .unwrap();
+    let status = edge_status(&stale);
     assert!(
         status.starts_with("edge; hit; ttl=-") && status.contains("detail=stale-while-revalidate"),
         "{status}"
     );
+    assert_eq!(request_id(&stale), "swr-trigger");
     assert_eq!(body(stale).await, 1, "the stale copy, at once");
     let mut refreshed = None;
     for _ in 0..50 {
         let response = get(&client, format!("{}/movies/1", edge.url)).await;
-        if cache_status(&response).starts_with("edge; hit; ttl=")
-            && !cache_status(&response).contains("stale")
+        if edge_status(&response).starts_with("edge; hit; ttl=")
+            && !edge_status(&response).contains("stale")
         {
             refreshed = Some(body(response).await);
             break;
@@ -266,15 +305,21 @@ async fn stale_while_revalidate_serves_at_once_and_refreshes_in_the_background()
     let conditional = origin
         .seen()
         .into_iter()
-        .filter(|(p, inm)| p == "/movies/1" && inm.is_some())
+        .filter(|seen| seen.path == "/movies/1" && seen.if_none_match.is_some())
         .collect::<Vec<_>>();
     assert_eq!(
         conditional
             .first()
-            .and_then(|(_, inm)| inm.clone())
+            .and_then(|seen| seen.if_none_match.clone())
             .as_deref(),
         Some("\"v1\""),
         "revalidated with the stored ETag"
+    );
+    assert!(
+        conditional
+            .iter()
+            .any(|seen| seen.request_id.as_deref() == Some("swr-trigger")),
+        "the background revalidation carries the id of the request that started it: {conditional:?}"
     );
 
     // An unchanged resource: the origin's 304 refreshes the stored copy.
@@ -283,20 +328,16 @@ async fn stale_while_revalidate_serves_at_once_and_refreshes_in_the_background()
     // The 304 will carry a longer lifetime: the refreshed copy takes it (RFC 9111 4.3.4).
     origin.route("/movies/2", 200, LONGER, false);
     let stale = get(&client, format!("{}/movies/2", edge.url)).await;
-    assert!(cache_status(&stale).contains("stale-while-revalidate"));
+    assert!(edge_status(&stale).contains("stale-while-revalidate"));
     let mut fresh_again = false;
     for _ in 0..50 {
         let response = get(&client, format!("{}/movies/2", edge.url)).await;
         let status = cache_status(&response);
-        if status.starts_with("edge; hit; ttl=") && !status.contains("stale") {
-            let ttl: i64 = status["edge; hit; ttl=".len()..]
-                .split(',')
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap();
+        let edge_member = edge_status(&response);
+        if edge_member.starts_with("edge; hit; ttl=") && !edge_member.contains("stale") {
+            let ttl: i64 = edge_member["edge; hit; ttl=".len()..].parse().unwrap();
             assert!(
-                ttl > 50 && status.ends_with(", origin; hit"),
+                ttl > 50 && status.starts_with("origin; hit, "),
                 "headers refreshed from the 304: {status}"
             );
             assert_eq!(body(response).await, 2);
@@ -308,17 +349,17 @@ async fn stale_while_revalidate_serves_at_once_and_refreshes_in_the_background()
     assert!(fresh_again, "a 304 makes the stored copy fresh again");
     // One full fetch; after it only conditional requests with the stored ETag (each stale
     // hit before the refresh landed may have started one), all answered 304.
-    let fetches: Vec<_> = origin
+    let fetches: Vec<Seen> = origin
         .seen()
         .into_iter()
-        .filter(|(p, _)| p == "/movies/2")
+        .filter(|seen| seen.path == "/movies/2")
         .collect();
     assert!(fetches.len() >= 2, "{fetches:?}");
-    assert_eq!(fetches[0].1, None);
+    assert_eq!(fetches[0].if_none_match, None);
     assert!(
         fetches[1..]
             .iter()
-            .all(|(_, inm)| inm.as_deref() == Some("\"v2\"")),
+            .all(|seen| seen.if_none_match.as_deref() == Some("\"v2\"")),
         "{fetches:?}"
     );
 }
@@ -339,7 +380,7 @@ async fn stale_if_error_when_the_origin_fails_and_json_errors_without_a_copy() {
         for _ in 0..2 {
             let response = get(&client, format!("{}{path}", edge.url)).await;
             assert!(
-                cache_status(&response).starts_with("edge; fwd=miss; detail="),
+                edge_status(&response).starts_with("edge; fwd=miss; detail="),
                 "{path}: {}",
                 cache_status(&response)
             );
@@ -347,7 +388,7 @@ async fn stale_if_error_when_the_origin_fails_and_json_errors_without_a_copy() {
         let fetched = origin
             .seen()
             .iter()
-            .filter(|(p, _)| p.starts_with(path))
+            .filter(|seen| seen.path.starts_with(path))
             .count();
         assert_eq!(fetched, 2, "{path} was fetched every time");
     }
@@ -357,7 +398,7 @@ async fn stale_if_error_when_the_origin_fails_and_json_errors_without_a_copy() {
     origin.stop();
     let stale = get(&client, format!("{}/movies/1", edge.url)).await;
     assert_eq!(stale.status(), 200);
-    let status = cache_status(&stale);
+    let status = edge_status(&stale);
     assert!(
         status.starts_with("edge; hit; ttl=-") && status.contains("detail=stale-if-error"),
         "{status}"
@@ -368,6 +409,10 @@ async fn stale_if_error_when_the_origin_fails_and_json_errors_without_a_copy() {
     // Nothing stored and the origin refuses: a JSON 502.
     let refused = get(&client, format!("{}/movies/2", edge.url)).await;
     assert_eq!(refused.status(), 502);
+    assert!(
+        refused.headers().get("cache-status").is_none(),
+        "an answer the edge made itself carries no Cache-Status (RFC 9211 2)"
+    );
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["error"]["code"], "origin_unavailable");
 
@@ -377,6 +422,142 @@ async fn stale_if_error_when_the_origin_fails_and_json_errors_without_a_copy() {
     let edge = EdgeServer::start(&hanging.url).await;
     let timed_out = get(&client, format!("{}/movies/5", edge.url)).await;
     assert_eq!(timed_out.status(), 504);
+    assert!(timed_out.headers().get("cache-status").is_none());
     let body: Value = timed_out.json().await.unwrap();
     assert_eq!(body["error"]["code"], "origin_timeout");
+}
+
+#[tokio::test]
+async fn every_answer_carries_the_request_id_the_origin_saw() {
+    use reqwest::Method;
+    let origin = FakeOrigin::start().await;
+    origin.route("/movies/1", 200, "public, s-maxage=60", false);
+    // `no-cache`: stored, but revalidated before every use.
+    origin.route("/movies/2", 200, "public, no-cache, s-maxage=60", false);
+    let edge = EdgeServer::start(&origin.url).await;
+    let client = reqwest::Client::new();
+    let send = |method: reqwest::Method, path: &str, id: Option<&str>| {
+        let mut request = client.request(method, format!("{}{path}", edge.url));
+        if let Some(id) = id {
+            request = request.header("x-request-id", id);
+        }
+        request.send()
+    };
+    let last_seen = |path: &str| {
+        origin
+            .seen()
+            .into_iter()
+            .rev()
+            .find(|seen| seen.path == path)
+            .unwrap_or_else(|| panic!("the origin saw {path}"))
+    };
+
+    // A miss: the client's id goes to the origin and comes back.
+    let miss = send(Method::GET, "/movies/1", Some("client-1"))
+        .await
+        .unwrap();
+    assert_eq!(edge_status(&miss), "edge; fwd=miss; stored");
+    assert_eq!(request_id(&miss), "client-1");
+    assert_eq!(
+        last_seen("/movies/1").request_id.as_deref(),
+        Some("client-1")
+    );
+
+    // A hit: this request's id, never the one of the request that stored the copy.
+    let hit = send(Method::GET, "/movies/1", Some("client-2"))
+        .await
+        .unwrap();
+    assert!(
+        edge_status(&hit).starts_with("edge; hit"),
+        "{}",
+        cache_status(&hit)
+    );
+    assert_eq!(request_id(&hit), "client-2");
+    let etag = hit.headers()["etag"].to_str().unwrap().to_owned();
+    let not_modified = client
+        .get(format!("{}/movies/1", edge.url))
+        .header("if-none-match", &etag)
+        .header("x-request-id", "client-3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_modified.status(), 304);
+    assert_eq!(request_id(&not_modified), "client-3");
+
+    // No id, or one that is not well formed: a fresh one (32 hex digits), new every time.
+    let too_long = "x".repeat(129);
+    let mut fresh = Vec::new();
+    for given in [
+        None,
+        Some("has space"),
+        Some("semi;colon"),
+        Some(too_long.as_str()),
+    ] {
+        let response = send(Method::GET, "/movies/1", given).await.unwrap();
+        assert!(edge_status(&response).starts_with("edge; hit"));
+        let id = request_id(&response);
+        assert!(
+            id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{given:?} -> {id}"
+        );
+        fresh.push(id);
+    }
+    fresh.sort();
+    fresh.dedup();
+    assert_eq!(fresh.len(), 4, "a new id per request: {fresh:?}");
+
+    // A revalidation carries the id of the request that needed it.
+    send(Method::GET, "/movies/2", Some("client-4"))
+        .await
+        .unwrap();
+    let revalidated = send(Method::GET, "/movies/2", Some("client-5"))
+        .await
+        .unwrap();
+    assert!(
+        edge_status(&revalidated).starts_with("edge; fwd=stale"),
+        "{}",
+        cache_status(&revalidated)
+    );
+    assert_eq!(request_id(&revalidated), "client-5");
+    let seen = last_seen("/movies/2");
+    assert_eq!(seen.if_none_match.as_deref(), Some("\"v1\""));
+    assert_eq!(seen.request_id.as_deref(), Some("client-5"));
+
+    // Personal and write requests: forwarded with the client's id, or with the edge's
+    // replacement for a malformed one (the one the client gets back).
+    let write = send(Method::POST, "/users/1/ratings", Some("client-6"))
+        .await
+        .unwrap();
+    assert_eq!(request_id(&write), "client-6");
+    assert_eq!(
+        last_seen("/users/1/ratings").request_id.as_deref(),
+        Some("client-6")
+    );
+    let personal = send(Method::GET, "/users/1/recommendations", Some("bad id"))
+        .await
+        .unwrap();
+    let replaced = request_id(&personal);
+    assert_ne!(replaced, "bad id");
+    assert_eq!(
+        last_seen("/users/1/recommendations").request_id,
+        Some(replaced)
+    );
+
+    // Answers the edge makes itself.
+    let invalid = send(Method::GET, "/movies/abc", Some("client-7"))
+        .await
+        .unwrap();
+    assert_eq!(invalid.status(), 400);
+    assert_eq!(request_id(&invalid), "client-7");
+    let purge = send(Method::POST, "/__edge/purge", Some("client-8"))
+        .await
+        .unwrap();
+    assert_eq!(purge.status(), 401);
+    assert_eq!(request_id(&purge), "client-8");
+    origin.stop();
+    let failed = send(Method::GET, "/movies/3", Some("client-9"))
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), 502);
+    assert_eq!(request_id(&failed), "client-9");
 }

@@ -2,9 +2,11 @@
 //! `TEST_REDIS_MODE=cluster`). Start the services first: `scripts/test.sh` does it all.
 
 mod catalog;
+mod cors;
 mod dataset;
 mod degraded;
 mod edge;
+mod edge_cors;
 mod errors;
 mod load;
 mod ops;

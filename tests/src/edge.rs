@@ -33,6 +33,12 @@ pub const PURGE_SECRET: &str = "test-purge-secret";
 impl EdgeServer {
     /// Starts the built worker (scripts/build-edge.sh) in front of `origin_url`.
     pub async fn start(origin_url: &str) -> EdgeServer {
+        EdgeServer::start_with(origin_url, &[]).await
+    }
+
+    /// Like [`EdgeServer::start`], with extra worker variables (`--var NAME:VALUE`, e.g.
+    /// `("CORS_ALLOWED_ORIGINS", "http://127.0.0.1:5173")`), which override `wrangler.toml`.
+    pub async fn start_with(origin_url: &str, vars: &[(&str, &str)]) -> EdgeServer {
         let root = crate::repo_root();
         assert!(
             root.join("edge/build/index.js").exists(),
@@ -59,6 +65,10 @@ impl EdgeServer {
             .args(["--var", &format!("ORIGIN_URL:{origin_url}")])
             .args(["--var", &format!("PURGE_SECRET:{PURGE_SECRET}")])
             .args(["--var", "ORIGIN_TIMEOUT_MS:1500"])
+            .args(
+                vars.iter()
+                    .flat_map(|(name, value)| ["--var".to_owned(), format!("{name}:{value}")]),
+            )
             // Each instance its own inspector port: parallel tests must not collide on 9229.
             .args(["--inspector-port", &crate::free_port().to_string()])
             .envs([
@@ -122,8 +132,27 @@ pub struct FakeRoute {
     pub set_cookie: bool,
 }
 
-/// A request the scripted origin received: path and `If-None-Match`.
-pub type Seen = (String, Option<String>);
+/// A request the scripted origin received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// Path and query.
+    pub path: String,
+    /// `If-None-Match`, if sent.
+    pub if_none_match: Option<String>,
+    /// `x-request-id`, if sent.
+    pub request_id: Option<String>,
+}
+
+/// The value of the header field `name` in an HTTP/1.1 request head.
+fn header(head: &str, name: &str) -> Option<String> {
+    head.lines().skip(1).find_map(|line| {
+        let (field, value) = line.split_once(':')?;
+        field
+            .trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| value.trim().to_owned())
+    })
+}
 
 #[derive(Default)]
 struct FakeState {
@@ -135,6 +164,7 @@ struct FakeState {
 
 /// A scripted HTTP/1.1 origin on loopback (`Connection: close`). Bodies are
 /// `{"path": ..., "version": N}` with `ETag: "vN"`; a matching `If-None-Match` gets a 304.
+/// Like the real origin, it echoes the `x-request-id` it received.
 pub struct FakeOrigin {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
@@ -171,12 +201,13 @@ impl FakeOrigin {
                     }
                     let head = String::from_utf8_lossy(&buffer).to_string();
                     let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
-                    let inm = head.lines().find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .starts_with("if-none-match:")
-                            .then(|| l[14..].trim().to_owned())
+                    let inm = header(&head, "if-none-match");
+                    let request_id = header(&head, "x-request-id");
+                    state.seen.lock().unwrap().push(Seen {
+                        path: path.clone(),
+                        if_none_match: inm.clone(),
+                        request_id: request_id.clone(),
                     });
-                    state.seen.lock().unwrap().push((path.clone(), inm.clone()));
                     if state.hang.load(Ordering::SeqCst) {
                         tokio::time::sleep(Duration::from_secs(30)).await;
                         return;
@@ -184,17 +215,30 @@ impl FakeOrigin {
                     let route = state.routes.lock().unwrap().get(&path).cloned();
                     let version = state.version.load(Ordering::SeqCst);
                     let etag = format!("\"v{version}\"");
+                    let echo = request_id
+                        .map(|id| format!("X-Request-Id: {id}\r\n"))
+                        .unwrap_or_default();
                     let response = match route {
-                        None => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned(),
-                        Some(route) if route.status == 200 && inm.as_deref() == Some(etag.as_str()) => format!(
-                            "HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\nCache-Control: {}\r\nCache-Status: origin; hit\r\nConnection: close\r\n\r\n",
-                            route.cache_control
+                        None => format!(
+                            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n{echo}Connection: close\r\n\r\n"
                         ),
+                        Some(route)
+                            if route.status == 200 && inm.as_deref() == Some(etag.as_str()) =>
+                        {
+                            format!(
+                                "HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\nCache-Control: {}\r\nCache-Status: origin; hit\r\n{echo}Connection: close\r\n\r\n",
+                                route.cache_control
+                            )
+                        }
                         Some(route) => {
                             let body = format!("{{\"path\":\"{path}\",\"version\":{version}}}");
-                            let cookie = if route.set_cookie { "Set-Cookie: session=abc\r\n" } else { "" };
+                            let cookie = if route.set_cookie {
+                                "Set-Cookie: session=abc\r\n"
+                            } else {
+                                ""
+                            };
                             format!(
-                                "HTTP/1.1 {} X\r\nContent-Type: application/json\r\nETag: {etag}\r\nCache-Control: {}\r\n{cookie}Cache-Status: origin; fwd=miss; stored\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                                "HTTP/1.1 {} X\r\nContent-Type: application/json\r\nETag: {etag}\r\nCache-Control: {}\r\n{cookie}Cache-Status: origin; fwd=miss; stored\r\n{echo}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
                                 route.status,
                                 route.cache_control,
                                 body.len()

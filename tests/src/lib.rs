@@ -115,6 +115,7 @@ pub fn test_settings(database_url: &str, mode: RedisMode, redis_url: &str) -> Se
         warm_max_users: 50,
         migrate_on_start: true,
         metrics_upkeep_ms: 5000,
+        cors_policy: shared::cors::CorsPolicy::default(),
     }
 }
 

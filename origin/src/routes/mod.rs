@@ -22,6 +22,9 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(response_defaults))
+        // Preflights are answered here, before any route; actual responses get their CORS
+        // headers and `Vary: Origin`.
+        .layer(crate::http::cors_layer(&state.settings.cors_policy))
         // Outside `response_defaults`, so the logged line sees the final `Cache-Status`.
         .layer(crate::telemetry::trace_layer())
         // Outermost: the id is settled before the request's span is made, and set on every
