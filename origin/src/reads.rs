@@ -4,10 +4,10 @@
 //! stored under (see `cache`), and the recommendation path is gather, compute, store.
 
 use crate::cache::{Computed, Pinned, Scope, Served};
-use crate::hooks::Point;
-use crate::recommend;
 use crate::error::AppError;
+use crate::hooks::Point;
 use crate::model::LoadedModel;
+use crate::recommend;
 use crate::state::AppState;
 use shared::cache_key::Family;
 use shared::dto::{Genre, Genres, Profile, Recommendation, Recommendations};
@@ -217,8 +217,7 @@ pub async fn recommendations(
                 let n_items = n.get() as usize;
                 let items = match model {
                     Some(model) => {
-                        with_model(&state, model, user, n_items, strategy, &scope, &pinned)
-                            .await?
+                        with_model(&state, model, user, n_items, strategy, &scope, &pinned).await?
                     }
                     None => recommend::without_model(&state.db, user, n_items, strategy).await?,
                 };
@@ -250,11 +249,7 @@ async fn with_model(
     pinned: &Pinned,
 ) -> Result<Vec<Recommendation>, AppError> {
     let ratings = state.db.user_ratings(user).await?;
-    state
-        .cache
-        .hooks()
-        .at(|| Point::RatingsRead { user })
-        .await;
+    state.cache.hooks().at(|| Point::RatingsRead { user }).await;
     let rows = model.rows(&ratings);
     if rows.is_empty() {
         // Cold start: nothing to fold in.
@@ -295,7 +290,10 @@ async fn with_model(
             .store(Family::Embedding, &embedding_key, scope, pinned, computed)
             .await;
     }
-    let movies = state.db.movies(&recommend::movie_ids(&model, &scored)).await?;
+    let movies = state
+        .db
+        .movies(&recommend::movie_ids(&model, &scored))
+        .await?;
     Ok(recommend::render(&model, &scored, movies))
 }
 

@@ -135,11 +135,7 @@ pub fn movie_ids(model: &LoadedModel, scored: &Scored) -> Vec<i32> {
 }
 
 /// The recommendations of `scored`, with titles and reasons from `movies`.
-pub fn render(
-    model: &LoadedModel,
-    scored: &Scored,
-    movies: Vec<Movie>,
-) -> Vec<Recommendation> {
+pub fn render(model: &LoadedModel, scored: &Scored, movies: Vec<Movie>) -> Vec<Recommendation> {
     let mut movies: HashMap<i32, Movie> = movies.into_iter().map(|m| (m.id, m)).collect();
     let reasons: Vec<String> = scored
         .because

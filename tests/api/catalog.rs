@@ -174,7 +174,13 @@ async fn hot_entries_are_refreshed_before_they_expire() {
     let family = shared::cache_key::Family::Metadata;
     app.get("/movies/1").await;
     let key = app.state.cache.keys().movie(shared::params::MovieId(1));
-    let refreshes = || app.state.cache.stats().snapshot(family).refresh_computations;
+    let refreshes = || {
+        app.state
+            .cache
+            .stats()
+            .snapshot(family)
+            .refresh_computations
+    };
     let clients = app.state.cache.stats().snapshot(family).computations;
     // Stored 1000 s ago, 10 s left: in the last tenth of its life.
     app.set_freshness(&key, 1000, 10).await;
@@ -191,7 +197,10 @@ async fn hot_entries_are_refreshed_before_they_expire() {
         .trim_start_matches("origin; hit; ttl=")
         .parse()
         .unwrap_or(0);
-    assert!(ttl > 3600, "recomputed in the background before expiring: {status}");
+    assert!(
+        ttl > 3600,
+        "recomputed in the background before expiring: {status}"
+    );
     assert_eq!(refreshes(), 1, "once");
 
     // The refresh is claimed in Redis: a request that read the old entry just as the refresh

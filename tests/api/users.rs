@@ -4,11 +4,11 @@
 use origin::hooks::Point;
 use serde_json::Value;
 use shared::dto::{PopularMovies, Profile, RatingReceipt};
+use shared::params::{Strategy, UserId};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use tokio::sync::{Barrier, Notify};
-use shared::params::{Strategy, UserId};
 use tests::{TestApp, cache_status};
+use tokio::sync::{Barrier, Notify};
 
 async fn profile(app: &TestApp, user: i32) -> (String, Profile) {
     let response = app
@@ -165,7 +165,12 @@ async fn a_new_rating_is_visible_at_once() {
             .any(|i| i.movie_id == picked),
         "still recommended before it is rated"
     );
-    assert!(app.rate(user, picked as i64, 4.0).await.status().is_success());
+    assert!(
+        app.rate(user, picked as i64, 4.0)
+            .await
+            .status()
+            .is_success()
+    );
     let (status, regenre) = app.recommendations(user, "?n=5&strategy=genre").await;
     assert!(status.starts_with("origin; fwd="), "{status}");
     assert_eq!(regenre.items.len(), 5);
@@ -290,9 +295,7 @@ async fn concurrent_misses_compute_once() {
                     Point::FlightJoined {
                         key: joined,
                         collapsed: true,
-                    } if joined == key
-                        && followers.fetch_add(1, Ordering::SeqCst) + 1 == 23 =>
-                    {
+                    } if joined == key && followers.fetch_add(1, Ordering::SeqCst) + 1 == 23 => {
                         all_joined.notify_one();
                     }
                     Point::ComputeStarted { key: computing } if computing == key => {

@@ -38,11 +38,11 @@ pub mod stats;
 
 use crate::error::AppError;
 use crate::hooks::{Hooks, Point};
+use background::Background;
 pub use connection::{Redis, RedisError};
 use shared::cache_key::{Family, KeySpace};
 use shared::cache_status::{CacheStatus, Forward};
 use shared::params::UserId;
-use background::Background;
 use single_flight::SingleFlight;
 pub use stats::Cause;
 use stats::{CacheStats, Event};
@@ -372,8 +372,7 @@ impl Cache {
 
         let flight_key = format!("{key}#{}", pinned.tag(&scope).unwrap_or_default());
         let hook_key = key.clone();
-        let flight =
-            self.compute_and_store(family, key, scope, pinned, cache_ok, cause, compute);
+        let flight = self.compute_and_store(family, key, scope, pinned, cache_ok, cause, compute);
         let (flight, collapsed) = self.inner.flights.join(&flight_key, flight);
         self.inner
             .hooks
@@ -467,7 +466,13 @@ impl Cache {
             .stats
             .record(family, Event::Computed(current_cause()));
         let stored = self
-            .write(key, pinned, pinned.tag(scope), computed.body.into(), computed.ttl_secs)
+            .write(
+                key,
+                pinned,
+                pinned.tag(scope),
+                computed.body.into(),
+                computed.ttl_secs,
+            )
             .await;
         if let Err(err) = stored {
             self.inner.stats.record(family, Event::Error);
