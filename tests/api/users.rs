@@ -10,6 +10,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tests::{TestApp, cache_status};
 use tokio::sync::{Barrier, Notify};
 
+/// The longest a test waits for a request to reach a test seam: a deadline that only a broken
+/// test or build ever meets, never a pace the test relies on.
+const DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
 async fn profile(app: &TestApp, user: i32) -> (String, Profile) {
     let response = app
         .get_as(&format!("/users/{user}/profile"), &app.user_token(user))
@@ -299,7 +303,9 @@ async fn concurrent_misses_compute_once() {
                         all_joined.notify_one();
                     }
                     Point::ComputeStarted { key: computing } if computing == key => {
-                        all_joined.notified().await;
+                        // A deadline, not a pace: if the requests never overlap, the
+                        // leader goes on and the `collapsed` count below fails.
+                        let _ = tokio::time::timeout(DEADLINE, all_joined.notified()).await;
                     }
                     _ => {}
                 }
@@ -390,9 +396,13 @@ async fn a_rating_during_a_computation_is_never_hidden_by_it() {
             .bearer_auth(app.user_token(user));
         async move { request.send().await.unwrap().status() }
     });
-    paused.wait().await; // the computation has read the old ratings
+    tokio::time::timeout(DEADLINE, paused.wait())
+        .await
+        .expect("the computation reached the point between its reads");
     assert_eq!(app.rate(user, movie as i64, 5.0).await.status(), 201);
-    resume.wait().await;
+    tokio::time::timeout(DEADLINE, resume.wait())
+        .await
+        .expect("the held computation resumes");
     assert_eq!(first.await.unwrap(), 200);
 
     let (_, served) = app.recommendations(user, query).await;
