@@ -47,6 +47,13 @@ trap cleanup EXIT
 echo "== services"
 scripts/services.sh up
 scripts/fetch-data.sh
+# Headless Chromium and ChromeDriver for the browser test (tests/api/browser.rs): Debian's
+# packages, the same build of both.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  sudo=; [[ $(id -u) == 0 ]] || sudo=sudo
+  $sudo apt-get update -q
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver
+fi
 rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 
 echo "== style and lints (rustfmt; clippy with warnings as errors, the edge for wasm32)"

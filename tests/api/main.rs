@@ -1,6 +1,7 @@
 //! End-to-end tests of the origin against real PostgreSQL and Redis (or Redis Cluster, with
 //! `TEST_REDIS_MODE=cluster`). Start the services first: `scripts/test.sh` does it all.
 
+mod browser;
 mod catalog;
 mod cors;
 mod dataset;
