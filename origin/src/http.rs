@@ -241,6 +241,32 @@ pub async fn method_not_allowed() -> AppError {
     AppError::MethodNotAllowed
 }
 
+/// The origin's CORS layer (`tower-http`), configured by the same policy as the edge's
+/// (`shared::cors`): preflights answered before any route, allowed origins echoed with the
+/// exposed headers, `Vary: Origin` on every response, nothing for other origins.
+pub fn cors_layer(policy: &shared::cors::CorsPolicy) -> tower_http::cors::CorsLayer {
+    use shared::cors;
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let names = |list: &str| -> Vec<header::HeaderName> {
+        list.split(", ")
+            .filter_map(|name| header::HeaderName::from_bytes(name.as_bytes()).ok())
+            .collect()
+    };
+    let methods: Vec<Method> = cors::ALLOW_METHODS
+        .split(", ")
+        .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
+        .collect();
+    let policy = policy.clone();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin, _| {
+            origin.to_str().is_ok_and(|origin| policy.allows(origin))
+        }))
+        .allow_methods(methods)
+        .allow_headers(names(cors::ALLOW_HEADERS))
+        .expose_headers(names(cors::EXPOSE_HEADERS))
+        .max_age(std::time::Duration::from_secs(cors::MAX_AGE_SECS.into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,30 +424,4 @@ mod tests {
             )
         );
     }
-}
-
-/// The origin's CORS layer (`tower-http`), configured by the same policy as the edge's
-/// (`shared::cors`): preflights answered before any route, allowed origins echoed with the
-/// exposed headers, `Vary: Origin` on every response, nothing for other origins.
-pub fn cors_layer(policy: &shared::cors::CorsPolicy) -> tower_http::cors::CorsLayer {
-    use shared::cors;
-    use tower_http::cors::{AllowOrigin, CorsLayer};
-    let names = |list: &str| -> Vec<header::HeaderName> {
-        list.split(", ")
-            .filter_map(|name| header::HeaderName::from_bytes(name.as_bytes()).ok())
-            .collect()
-    };
-    let methods: Vec<Method> = cors::ALLOW_METHODS
-        .split(", ")
-        .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
-        .collect();
-    let policy = policy.clone();
-    CorsLayer::new()
-        .allow_origin(AllowOrigin::predicate(move |origin, _| {
-            origin.to_str().is_ok_and(|origin| policy.allows(origin))
-        }))
-        .allow_methods(methods)
-        .allow_headers(names(cors::ALLOW_HEADERS))
-        .expose_headers(names(cors::EXPOSE_HEADERS))
-        .max_age(std::time::Duration::from_secs(cors::MAX_AGE_SECS.into()))
 }
