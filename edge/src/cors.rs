@@ -51,7 +51,9 @@ pub fn preflight(req: &Request, policy: &CorsPolicy) -> Result<Option<Response>>
 }
 
 /// Sets the CORS headers of an actual response for a request from `origin`: whatever the
-/// origin sent is replaced by the edge's policy, and `Vary` gains `origin`.
+/// origin sent is replaced by the edge's policy, and `Vary` gains `origin` (on every
+/// response: a browser cache must not reuse an answer to a request without `Origin` for one
+/// with it).
 pub fn apply(response: &mut Response, policy: &CorsPolicy, origin: Option<&str>) -> Result<()> {
     let headers = response.headers_mut();
     for name in cors::RESPONSE_HEADERS {
@@ -60,9 +62,7 @@ pub fn apply(response: &mut Response, policy: &CorsPolicy, origin: Option<&str>)
     for (name, value) in policy.actual(origin) {
         headers.set(name, &value)?;
     }
-    if cors::varies(origin) {
-        let vary = cors::vary_with_origin(headers.get("vary")?.as_deref());
-        headers.set("vary", &vary)?;
-    }
+    let vary = cors::vary_with_origin(headers.get("vary")?.as_deref());
+    headers.set("vary", &vary)?;
     Ok(())
 }

@@ -180,7 +180,11 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let message = match &self {
             AppError::Internal(err) => {
-                tracing::error!(error = ?err, "internal error");
+                tracing::error!(
+                    error = ?err,
+                    request_id = crate::telemetry::current_request_id(),
+                    "internal error"
+                );
                 "something went wrong on our side; it has been logged".to_owned()
             }
             other => other.to_string(),

@@ -8,7 +8,8 @@
 //!   that scheme and host). The default, for local use, is [`LOCAL_DEFAULT`]: any port of
 //!   `http://localhost` and `http://127.0.0.1`.
 //! - An allowed origin is echoed in `Access-Control-Allow-Origin` (never `*`, so one policy
-//!   works for every request mode) and the response says `Vary: Origin`. A disallowed origin
+//!   works for every request mode), and every response says `Vary: Origin`, with or without
+//!   an `Origin` in its request, so no cache hands one requester's answer to another. A disallowed origin
 //!   gets no CORS header at all, so the browser withholds the response from the page.
 //! - Fetch standard, CORS-preflight fetch: the `Access-Control-Allow-Headers` wildcard "`*`"
 //!   does not cover `Authorization` ("the `Authorization` header cannot be wildcarded"), so
@@ -163,8 +164,9 @@ impl CorsPolicy {
 
     /// The CORS headers of an actual (non-preflight) response to a request from `origin`:
     /// `Access-Control-Allow-Origin` and `Access-Control-Expose-Headers` when the origin is
-    /// allowed, nothing otherwise. `Vary: Origin` is to be added in every case where the
-    /// request had an `Origin` (see [`varies`]).
+    /// allowed, nothing otherwise. Every response also says `Vary: origin` (see
+    /// [`vary_with_origin`]), whatever the request: whether it carries these headers depends on
+    /// the `Origin` it was asked with.
     pub fn actual(&self, origin: Option<&str>) -> Vec<(&'static str, String)> {
         match origin {
             Some(origin) if self.allows(origin) => vec![
@@ -193,13 +195,6 @@ impl CorsPolicy {
         }
         headers
     }
-}
-
-/// Whether a response to this request depends on its `Origin`: always when the request had
-/// one (allowed origins get their own `Access-Control-Allow-Origin`, others none), so such
-/// responses say `Vary: Origin` to every cache on the way.
-pub fn varies(origin: Option<&str>) -> bool {
-    origin.is_some()
 }
 
 /// The CORS response headers, which a shared cache must not store (they belong to one
@@ -355,7 +350,6 @@ mod tests {
         );
         assert!(policy.actual(Some("https://evil.example")).is_empty());
         assert!(policy.actual(None).is_empty());
-        assert!(varies(Some("https://evil.example")) && !varies(None));
 
         let preflight = policy.preflight("https://movies.example.com", "POST");
         let get = |name: &str| {

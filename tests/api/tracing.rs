@@ -220,9 +220,10 @@ async fn the_binary_logs_one_json_line_per_request() {
     assert_eq!(mine.len(), 1, "one line for the request:\n{text}");
     let line = mine[0];
     assert_eq!(line["level"], "INFO", "{line}");
-    assert_eq!(line["span"]["request_id"], id.as_str(), "{line}");
-    assert_eq!(line["span"]["method"], "GET", "{line}");
-    assert_eq!(line["span"]["route"], "/movies/{id}", "{line}");
+    assert_eq!(line["request_id"], id.as_str(), "{line}");
+    assert_eq!(line["method"], "GET", "{line}");
+    assert_eq!(line["route"], "/movies/{id}", "{line}");
+    assert_eq!(line["target"], "origin::access", "{line}");
     assert_eq!(line["status"], 200, "{line}");
     assert_eq!(line["cache_status"], cache.as_str(), "{line}");
     assert!(line["latency_ms"].as_f64().is_some(), "{line}");

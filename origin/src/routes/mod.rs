@@ -6,7 +6,7 @@ mod health;
 mod movies;
 mod users;
 
-use crate::http::{method_not_allowed, not_found, response_defaults};
+use crate::http::{method_not_allowed, not_found};
 use crate::state::AppState;
 use axum::Router;
 
@@ -21,14 +21,10 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn(response_defaults))
-        // Preflights are answered here, before any route; actual responses get their CORS
-        // headers and `Vary: Origin`.
-        .layer(crate::http::cors_layer(&state.settings.cors_policy))
-        // Outside `response_defaults`, so the logged line sees the final `Cache-Status`.
-        .layer(crate::telemetry::trace_layer())
-        // Outermost: the id is settled before the request's span is made, and set on every
-        // response.
-        .layer(axum::middleware::from_fn(crate::telemetry::request_id))
+        // Request ids, CORS, response defaults, latency, the log line: one pass.
+        .layer(axum::middleware::from_fn_with_state(
+            state.settings.clone(),
+            crate::http::frame,
+        ))
         .with_state(state)
 }
