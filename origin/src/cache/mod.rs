@@ -103,6 +103,17 @@ impl Pinned {
         self.generation.as_deref().map(|g| scope.tag(g))
     }
 
+    /// The single-flight key of a computation of `key`: requests share one computation only
+    /// when they pinned the same epoch and generation, so none is handed a value computed
+    /// under older ones.
+    fn flight_key(&self, key: &str, scope: &Scope) -> String {
+        format!(
+            "{key}#{:x}#{}",
+            self.epoch,
+            self.tag(scope).unwrap_or_default()
+        )
+    }
+
     /// Whether a value of `scope` may be stored (or read) under this generation.
     fn usable_for(&self, scope: &Scope) -> bool {
         matches!(scope, Scope::Global) || self.generation.is_some()
@@ -343,7 +354,7 @@ impl Cache {
             stats.record(family, Event::lookup(cause, true));
             if shared::ttl::should_refresh_early(entry.stored_at, entry.fresh_until, now) {
                 let this = self.clone();
-                let flight_key = format!("{key}#{}", pinned.tag(&scope).unwrap_or_default());
+                let flight_key = pinned.flight_key(&key, &scope);
                 let remaining = (entry.fresh_until - now).max(1) as u64;
                 let task = async move {
                     if !this.claim_refresh(&key, remaining).await {
@@ -370,7 +381,7 @@ impl Cache {
         }
         stats.record(family, Event::lookup(cause, false));
 
-        let flight_key = format!("{key}#{}", pinned.tag(&scope).unwrap_or_default());
+        let flight_key = pinned.flight_key(&key, &scope);
         let hook_key = key.clone();
         let flight = self.compute_and_store(family, key, scope, pinned, cache_ok, cause, compute);
         let (flight, collapsed) = self.inner.flights.join(&flight_key, flight);
