@@ -75,7 +75,9 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let request_id = request_id::of(&req);
     let policy = cors::policy(&env);
     let origin = req.headers().get("origin")?;
-    let mut response = match cors::preflight(&req, &policy)? {
+    let preflight = cors::preflight(&req, &policy)?;
+    let is_preflight = preflight.is_some();
+    let mut response = match preflight {
         // Answered here: a preflight never costs an origin round trip.
         Some(preflight) => preflight,
         None => match route(req, &env, ctx, &request_id).await {
@@ -90,7 +92,9 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     response
         .headers_mut()
         .set(shared::request_id::HEADER, &request_id)?;
-    cors::apply(&mut response, &policy, origin.as_deref())?;
+    if !is_preflight {
+        cors::apply(&mut response, &policy, origin.as_deref())?;
+    }
     Ok(response)
 }
 

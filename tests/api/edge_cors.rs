@@ -53,6 +53,11 @@ async fn preflights_are_answered_at_the_edge() {
     }
     assert!(header(&preflight, "access-control-allow-methods").is_some_and(|m| m.contains("POST")));
     assert!(header(&preflight, "access-control-max-age").is_some());
+    assert_eq!(
+        header(&preflight, "access-control-expose-headers"),
+        None,
+        "a preflight's answer exposes nothing: it has no body to read"
+    );
     assert!(header(&preflight, "vary").is_some_and(|v| v.contains("origin")));
     assert!(header(&preflight, "cache-status").is_none());
 
