@@ -110,6 +110,15 @@ fn split(origin: &str) -> Option<(String, String, Option<&str>)> {
     Some((scheme.to_ascii_lowercase(), host.to_ascii_lowercase(), port))
 }
 
+/// A port as a serialized origin writes it: decimal digits only (`u16::from_str` would also
+/// take a leading `+`).
+fn port_number(text: &str) -> Option<u16> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
 impl CorsPolicy {
     /// Parses `CORS_ALLOWED_ORIGINS`: `*`, or a comma-separated list of origins.
     pub fn parse(config: &str) -> Result<Self, BadOrigin> {
@@ -127,7 +136,7 @@ impl CorsPolicy {
             let port = match port {
                 None => Port::Default,
                 Some("*") => Port::Any,
-                Some(p) => Port::Exact(p.parse().map_err(|_| bad())?),
+                Some(p) => Port::Exact(port_number(p).ok_or_else(bad)?),
             };
             policy.patterns.push(Pattern { scheme, host, port });
         }
@@ -145,9 +154,9 @@ impl CorsPolicy {
         };
         let port = match port {
             None => None,
-            Some(p) => match p.parse::<u16>() {
-                Ok(p) => Some(p),
-                Err(_) => return false,
+            Some(p) => match port_number(p) {
+                Some(p) => Some(p),
+                None => return false,
             },
         };
         self.patterns.iter().any(|p| {
@@ -280,6 +289,7 @@ mod tests {
             "",
             "http://localhost:99999",
             "http://localhost:5173/path",
+            "http://localhost:+5173",
         ] {
             assert!(!policy.allows(no), "{no}");
         }
