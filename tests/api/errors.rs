@@ -854,3 +854,41 @@ async fn serve_refuses_the_development_secret_off_loopback() {
         other => panic!("origin serve connected to PostgreSQL or Redis before refusing: {other:?}"),
     }
 }
+
+/// Content nobody reads is still read (up to the 16 KiB limit) before the answer, so the
+/// connection is never reset under a long answer (the fuzzer's `/metrics` cut short); past the
+/// limit, whatever the method, it is a 413.
+#[tokio::test]
+async fn request_content_is_read_or_refused_whatever_the_route() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.get("/movies/1").await.status(), 200); // something to report
+    let small = app
+        .client
+        .get(app.url("/metrics"))
+        .header("content-type", "application/json")
+        .body(vec![b'x'; 8 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(small.status(), 200);
+    let text = small.text().await.expect("the whole answer arrives");
+    assert!(text.contains("http_request_duration_seconds"));
+
+    for (method, path) in [
+        (reqwest::Method::GET, "/movies/1"),
+        (reqwest::Method::PUT, "/users/1/profile"),
+        (reqwest::Method::POST, "/admin/cache/warm"),
+    ] {
+        let large = app
+            .client
+            .request(method.clone(), app.url(path))
+            .header("content-type", "application/json")
+            .body(vec![b' '; 64 * 1024])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(large.status(), 413, "{method} {path}");
+        let body: Value = large.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "payload_too_large");
+    }
+}

@@ -9,6 +9,7 @@ mod degraded;
 mod edge;
 mod edge_cors;
 mod errors;
+mod fuzz;
 mod load;
 mod ops;
 mod recommender;
