@@ -5,7 +5,7 @@
 //! - [`settings`]: typed configuration from flags and environment.
 //! - [`startup`]: `Application::build` / `run_until_stopped`.
 //! - [`routes`]: the HTTP API, one module per resource; [`http`]: extractors, ETags, 304s,
-//!   `Cache-Status`; [`auth`]: JWTs; [`error`]: the one error type and its JSON bodies.
+//!   `Cache-Status`, CORS and the middleware around every request; [`auth`]: JWTs; [`error`]: the one error type and its JSON bodies.
 //! - [`reads`]: each cached family's key, TTL and computation; [`cache`]: the Redis cache
 //!   (single flight, generations, stale serving, degraded mode); [`stats`]: its report.
 //! - [`dataset`]: the data set's epoch, so a replaced data set is never served from cache.
