@@ -28,20 +28,8 @@ pub async fn adopt_epoch(state: &AppState) -> Result<bool, crate::error::AppErro
         return Ok(false);
     }
     tracing::info!(epoch = format!("{epoch:x}"), "data set epoch adopted");
-    match crate::model::load_newest(&state.db).await {
-        Ok(Some(_)) => {
-            if let Err(err) = state.reload_model().await {
-                tracing::warn!(error = %err, "model not reloaded after the data changed");
-            }
-        }
-        Ok(None) => {
-            if state.model.clear().is_some() {
-                tracing::warn!(
-                    "the data set was replaced and no model is trained on it: run `origin train`"
-                );
-            }
-        }
-        Err(err) => tracing::warn!(error = %err, "model not reloaded after the data changed"),
+    if let Err(err) = state.reload_model().await {
+        tracing::warn!(error = %err, "model not reloaded after the data changed");
     }
     if let Err(err) = state.refresh_power_threshold().await {
         tracing::warn!(error = %err, "power-user threshold not refreshed");

@@ -52,6 +52,11 @@ impl Hooks {
         self.hook.set(Arc::new(hook)).is_ok()
     }
 
+    /// Whether a hook is installed (to skip building what only a hook would read).
+    pub fn installed(&self) -> bool {
+        self.hook.get().is_some()
+    }
+
     /// Runs the hook at `point`, if one is installed. `point` is built only then.
     pub async fn at(&self, point: impl FnOnce() -> Point) {
         if let Some(hook) = self.hook.get() {

@@ -34,12 +34,20 @@ impl AppState {
         shared::ttl::is_power_user(rating_count, self.power_threshold.load(Ordering::Relaxed))
     }
 
-    /// Loads the newest stored model if it differs from the one served; returns the version
-    /// served afterwards (`None`: no model is stored) and whether it changed.
+    /// Serves the newest stored model if it differs from the one served, and none if none is
+    /// stored; returns the version served afterwards and whether it changed.
     pub async fn reload_model(&self) -> anyhow::Result<(Option<String>, bool)> {
         let current = self.model.get().map(|m| m.version.clone());
         match crate::model::load_newest(&self.db).await? {
-            None => Ok((current, false)),
+            // Nothing stored (an import replaced the data and dropped its models): a model of
+            // other data would score the wrong movies, so none is served.
+            None => {
+                let dropped = self.model.clear().is_some();
+                if dropped {
+                    tracing::warn!(previous = ?current, "no model is stored: none served until `origin train`");
+                }
+                Ok((None, dropped))
+            }
             Some(newest) if Some(&newest.version) == current.as_ref() => Ok((current, false)),
             Some(newest) => {
                 let version = newest.version.clone();

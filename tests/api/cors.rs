@@ -1,13 +1,9 @@
 //! CORS at the origin, for browsers that call it directly: preflights answered before any
 //! route, allowed origins echoed with the exposed headers, others get no CORS header.
 
-use tests::TestApp;
+use tests::{TestApp, assert_preflight_allows, assert_readable_by, header};
 
 const PAGE: &str = "http://localhost:5173";
-
-fn header<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
-    response.headers().get(name).and_then(|v| v.to_str().ok())
-}
 
 #[tokio::test]
 async fn preflights_and_actual_responses_follow_the_policy() {
@@ -27,22 +23,7 @@ async fn preflights_and_actual_responses_follow_the_policy() {
         .send()
         .await
         .unwrap();
-    assert!(preflight.status().is_success(), "{}", preflight.status());
-    assert_eq!(
-        header(&preflight, "access-control-allow-origin"),
-        Some(PAGE)
-    );
-    let allowed = header(&preflight, "access-control-allow-headers").unwrap_or_default();
-    for name in [
-        "authorization",
-        "content-type",
-        "if-none-match",
-        "x-request-id",
-    ] {
-        assert!(allowed.contains(name), "{name} allowed by name: {allowed}");
-    }
-    assert!(header(&preflight, "access-control-allow-methods").is_some_and(|m| m.contains("POST")));
-    assert_eq!(header(&preflight, "access-control-max-age"), Some("7200"));
+    assert_preflight_allows(&preflight, PAGE);
 
     let movie = app
         .client
@@ -52,12 +33,7 @@ async fn preflights_and_actual_responses_follow_the_policy() {
         .await
         .unwrap();
     assert_eq!(movie.status(), 200);
-    assert_eq!(header(&movie, "access-control-allow-origin"), Some(PAGE));
-    let exposed = header(&movie, "access-control-expose-headers").unwrap_or_default();
-    for name in ["etag", "age", "cache-status", "x-request-id", "retry-after"] {
-        assert!(exposed.contains(name), "{name} exposed: {exposed}");
-    }
-    assert!(header(&movie, "vary").is_some_and(|v| v.contains("origin")));
+    assert_readable_by(&movie, PAGE);
 
     // Another site: no CORS header, so its page cannot read the response.
     let other = app

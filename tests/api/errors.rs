@@ -347,23 +347,6 @@ impl Case {
     }
 }
 
-/// Everything a user could check about a rating table: row count, sum and a digest of every
-/// row, plus the per-movie and per-user counters kept beside it.
-async fn ratings_snapshot(app: &TestApp) -> (i64, f64, String, i64, i64) {
-    sqlx::query_as(
-        "SELECT count(*),
-                coalesce(sum(rating), 0)::float8,
-                md5(coalesce(string_agg(user_id || ':' || movie_id || ':' || rating || ':' || rated_at,
-                                        ',' ORDER BY user_id, movie_id), '')),
-                (SELECT coalesce(sum(rating_count), 0)::int8 FROM movies),
-                (SELECT coalesce(sum(rating_count), 0)::int8 FROM users)
-         FROM ratings",
-    )
-    .fetch_one(app.db())
-    .await
-    .expect("ratings snapshot")
-}
-
 fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -672,7 +655,7 @@ async fn sweep_of_malformed_requests() {
     ];
     assert!(cases.len() >= 30);
 
-    let before = ratings_snapshot(&app).await;
+    let before = app.ratings_snapshot().await;
     let mut failures = Vec::new();
     let mut table = vec![
         "| request | status | `error.code` |".to_owned(),
@@ -744,7 +727,7 @@ async fn sweep_of_malformed_requests() {
         failures.join("\n")
     );
 
-    let after = ratings_snapshot(&app).await;
+    let after = app.ratings_snapshot().await;
     assert_eq!(before, after, "a malformed request changed the ratings");
     // The snapshot does see a change: the valid body, sent properly, replaces user 1's rating
     // of movie 1 (a 5 in MovieLens 100K) with a 2.
@@ -758,7 +741,7 @@ async fn sweep_of_malformed_requests() {
         .await
         .expect("request");
     assert_eq!(replaced.status(), 200);
-    assert_ne!(ratings_snapshot(&app).await, before);
+    assert_ne!(app.ratings_snapshot().await, before);
 }
 
 /// The `origin` binary beside this test binary (`target/debug/deps/api-*` → `target/debug/`),

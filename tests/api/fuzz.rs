@@ -617,27 +617,11 @@ async fn ratings(app: &TestApp) -> Ratings {
     rows.into_iter().map(|(u, m, r)| ((u, m), r)).collect()
 }
 
-/// Count, sum and digest of the ratings, plus the counters kept beside them.
-async fn snapshot(app: &TestApp) -> (i64, f64, String, i64, i64) {
-    sqlx::query_as(
-        "SELECT count(*),
-                coalesce(sum(rating), 0)::float8,
-                md5(coalesce(string_agg(user_id || ':' || movie_id || ':' || rating || ':' || rated_at,
-                                        ',' ORDER BY user_id, movie_id), '')),
-                (SELECT coalesce(sum(rating_count), 0)::int8 FROM movies),
-                (SELECT coalesce(sum(rating_count), 0)::int8 FROM users)
-         FROM ratings",
-    )
-    .fetch_one(app.db())
-    .await
-    .expect("ratings snapshot")
-}
-
 /// Sends `count` fuzzed requests to `base` (the origin's or the edge's URL) and checks every
 /// answer, then the ratings table.
 async fn fuzz(app: &TestApp, base: &str, count: usize, seed: u64) {
     let before = ratings(app).await;
-    let before_snapshot = snapshot(app).await;
+    let before_snapshot = app.ratings_snapshot().await;
     let tokens = Tokens::new(app);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let requests: Vec<Fuzzed> = (0..count).map(|_| generate(&mut rng, &tokens)).collect();
@@ -671,7 +655,7 @@ async fn fuzz(app: &TestApp, base: &str, count: usize, seed: u64) {
     }
 
     let after = ratings(app).await;
-    let after_snapshot = snapshot(app).await;
+    let after_snapshot = app.ratings_snapshot().await;
     if writes == 0 && before_snapshot != after_snapshot {
         failures.push(format!(
             "no write was acknowledged, yet the ratings changed: {before_snapshot:?} -> {after_snapshot:?}"

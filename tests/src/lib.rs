@@ -279,6 +279,24 @@ impl TestApp {
             .expect("rewrite entry");
     }
 
+    /// Everything a user could check about the ratings: row count, sum and a digest of every
+    /// row, plus the per-movie and per-user counters kept beside them. Equal before and after
+    /// means nothing was written.
+    pub async fn ratings_snapshot(&self) -> (i64, f64, String, i64, i64) {
+        sqlx::query_as(
+            "SELECT count(*),
+                    coalesce(sum(rating), 0)::float8,
+                    md5(coalesce(string_agg(user_id || ':' || movie_id || ':' || rating || ':' || rated_at,
+                                            ',' ORDER BY user_id, movie_id), '')),
+                    (SELECT coalesce(sum(rating_count), 0)::int8 FROM movies),
+                    (SELECT coalesce(sum(rating_count), 0)::int8 FROM users)
+             FROM ratings",
+        )
+        .fetch_one(self.db())
+        .await
+        .expect("ratings snapshot")
+    }
+
     /// A pool on this instance's database (to read what PostgreSQL holds).
     pub fn db(&self) -> &sqlx::PgPool {
         self.state.db.pool()
@@ -307,6 +325,42 @@ pub fn origin_binary() -> PathBuf {
         binary.display()
     );
     binary
+}
+
+/// A response header's value, if present and text.
+pub fn header<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+    response.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Asserts a preflight's answer lets `site` send the API's request headers: the origin
+/// echoed, `Authorization`, `Content-Type`, `If-None-Match` and `x-request-id` allowed by name,
+/// `POST` among the methods, and a `Max-Age` of two hours.
+pub fn assert_preflight_allows(preflight: &reqwest::Response, site: &str) {
+    assert_eq!(preflight.status(), 204);
+    assert_eq!(header(preflight, "access-control-allow-origin"), Some(site));
+    let allowed = header(preflight, "access-control-allow-headers").unwrap_or_default();
+    for name in [
+        "authorization",
+        "content-type",
+        "if-none-match",
+        "x-request-id",
+    ] {
+        assert!(allowed.contains(name), "{name} allowed by name: {allowed}");
+    }
+    assert!(header(preflight, "access-control-allow-methods").is_some_and(|m| m.contains("POST")));
+    assert_eq!(header(preflight, "access-control-max-age"), Some("7200"));
+}
+
+/// Asserts an actual response lets a page on `site` read it and its headers: the origin
+/// echoed, `ETag`, `Age`, `Cache-Status`, `x-request-id` and `Retry-After` exposed, and
+/// `Vary: origin`.
+pub fn assert_readable_by(response: &reqwest::Response, site: &str) {
+    assert_eq!(header(response, "access-control-allow-origin"), Some(site));
+    let exposed = header(response, "access-control-expose-headers").unwrap_or_default();
+    for name in ["etag", "age", "cache-status", "x-request-id", "retry-after"] {
+        assert!(exposed.contains(name), "{name} exposed: {exposed}");
+    }
+    assert!(header(response, "vary").is_some_and(|v| v.contains("origin")));
 }
 
 /// A free loopback port (bound, then released).

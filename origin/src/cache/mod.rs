@@ -342,11 +342,13 @@ impl Cache {
             generation: generation.map(Arc::from),
             epoch,
         };
+        // The tag this lookup accepts, built once (a hit's hot path).
+        let tag = pinned.tag(&scope);
         let entry = entry.filter(|e| {
             e.epoch == epoch
                 && match &scope {
                     Scope::Global => true,
-                    _ => pinned.tag(&scope).is_some() && e.generation == pinned.tag(&scope),
+                    _ => tag.is_some() && e.generation == tag,
                 }
         });
 
@@ -382,13 +384,13 @@ impl Cache {
         stats.record(family, Event::lookup(cause, false));
 
         let flight_key = pinned.flight_key(&key, &scope);
-        let hook_key = key.clone();
+        let hook_key = self.inner.hooks.installed().then(|| key.clone());
         let flight = self.compute_and_store(family, key, scope, pinned, cache_ok, cause, compute);
         let (flight, collapsed) = self.inner.flights.join(&flight_key, flight);
         self.inner
             .hooks
             .at(|| Point::FlightJoined {
-                key: hook_key,
+                key: hook_key.unwrap_or_default(),
                 collapsed,
             })
             .await;
