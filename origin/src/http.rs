@@ -2,6 +2,7 @@
 //! (request bodies: JSON objects of at most [`MAX_BODY_BYTES`]), conditional responses (strong ETag, 304 on `If-None-Match`), and the middleware that gives
 //! every response `Cache-Status` and `Cache-Control` and records its latency.
 
+use crate::cache::Rendered;
 use crate::error::AppError;
 use crate::settings::Settings;
 use axum::body::Bytes;
@@ -153,19 +154,21 @@ impl From<PathRejection> for AppError {
     }
 }
 
-/// A cacheable JSON response: strong ETag over `body`, 304 when the client's `If-None-Match`
-/// matches, and the given `Cache-Control` and `Cache-Status`.
+/// A cacheable JSON response: the rendered body with its strong ETag (computed once, when the
+/// value was rendered), 304 when the client's `If-None-Match` matches, and the given
+/// `Cache-Control` and `Cache-Status`.
 pub fn conditional(
     request: &HeaderMap,
-    body: Vec<u8>,
+    rendered: Rendered,
     cache_control: &'static str,
     status: &CacheStatus,
 ) -> Response {
-    let etag = shared::etag::strong_etag(&body);
+    let Rendered { body, etag } = rendered;
     let not_modified = request
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| shared::etag::if_none_match_matches(v, &etag));
+        .zip(etag.to_str().ok())
+        .is_some_and(|(v, etag)| shared::etag::if_none_match_matches(v, etag));
     let mut response = if not_modified {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
@@ -183,9 +186,7 @@ pub fn conditional(
         header::CACHE_CONTROL,
         HeaderValue::from_static(cache_control),
     );
-    if let Ok(etag) = HeaderValue::from_str(&etag) {
-        headers.insert(header::ETAG, etag);
-    }
+    headers.insert(header::ETAG, etag);
     set_cache_status(headers, status);
     response
 }

@@ -3,7 +3,7 @@
 //! Every computation reads its inputs after the cache has pinned the generation it will be
 //! stored under (see `cache`), and the recommendation path is gather, compute, store.
 
-use crate::cache::{Computed, Pinned, Scope, Served};
+use crate::cache::{Computed, Pinned, Rendered, Scope, Served};
 use crate::error::AppError;
 use crate::hooks::Point;
 use crate::model::LoadedModel;
@@ -22,7 +22,7 @@ fn json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, AppError> {
 
 /// Parses a cached body back (lists are stored once, at full length, and cut per request).
 pub fn parse<T: serde::de::DeserializeOwned>(served: &Served) -> Result<T, AppError> {
-    serde_json::from_slice(&served.body)
+    serde_json::from_slice(served.body())
         .map_err(|e| AppError::from(anyhow::Error::new(e).context("parsing cached value")))
 }
 
@@ -46,12 +46,17 @@ fn encode_list(
     Ok(out)
 }
 
-/// The response body of a stored list cut to `limit`: `{<head>,"<field>":[first limit items]}`
-/// (byte for byte what serialising `PopularMovies` / `GenreTop` gives).
-pub fn render_list(served: &Served, field: &str, limit: Limit) -> Vec<u8> {
-    let mut lines = served.body.split(|b| *b == b'\n');
+/// The response of a stored list cut to `limit`: `{<head>,"<field>":[first limit items]}`
+/// (byte for byte what serialising `PopularMovies` / `GenreTop` gives), with its ETag; each
+/// limit is rendered once per value.
+pub fn render_list(served: &Served, field: &str, limit: Limit) -> Rendered {
+    served.rendered(limit.get(), |body| cut_list(body, field, limit).into())
+}
+
+fn cut_list(body: &[u8], field: &str, limit: Limit) -> Vec<u8> {
+    let mut lines = body.split(|b| *b == b'\n');
     let head = lines.next().unwrap_or_default();
-    let mut out = Vec::with_capacity(served.body.len() + 32);
+    let mut out = Vec::with_capacity(body.len() + 32);
     out.push(b'{');
     if !head.is_empty() {
         out.extend_from_slice(head);
@@ -324,7 +329,7 @@ mod tests {
 
     fn served(body: Vec<u8>) -> Served {
         Served {
-            body: body.into(),
+            value: std::sync::Arc::new(crate::cache::Value::detached(body.into())),
             status: CacheStatus::new("origin"),
         }
     }
@@ -338,12 +343,12 @@ mod tests {
             movies: movies[..3].to_vec(),
         })
         .unwrap();
-        assert_eq!(render_list(&popular, "movies", three), expected);
+        assert_eq!(render_list(&popular, "movies", three).body, expected);
         let all = serde_json::to_vec(&PopularMovies {
             movies: movies.clone(),
         })
         .unwrap();
-        assert_eq!(render_list(&popular, "movies", Limit::DEFAULT), all);
+        assert_eq!(render_list(&popular, "movies", Limit::DEFAULT).body, all);
 
         let genre = Genre {
             id: 2,
@@ -356,13 +361,13 @@ mod tests {
             movies: movies[..3].to_vec(),
         })
         .unwrap();
-        assert_eq!(render_list(&top, "movies", three), expected);
+        assert_eq!(render_list(&top, "movies", three).body, expected);
         let empty = served(encode_list(Some(("genre", json(&genre).unwrap())), &[]).unwrap());
         let expected = serde_json::to_vec(&GenreTop {
             genre,
             movies: vec![],
         })
         .unwrap();
-        assert_eq!(render_list(&empty, "movies", three), expected);
+        assert_eq!(render_list(&empty, "movies", three).body, expected);
     }
 }

@@ -127,6 +127,16 @@ pub struct Settings {
         value_parser = shared::cors::CorsPolicy::parse
     )]
     pub cors_policy: shared::cors::CorsPolicy,
+
+    /// Bytes the in-process tier in front of Redis may hold (0 turns it off). The default
+    /// fits a small instance; values are counted with their renderings.
+    #[arg(long, env = "LOCAL_CACHE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub local_cache_bytes: u64,
+
+    /// This instance's name in `/admin/cache/stats` and in `/metrics`; `origin@LISTEN` when
+    /// unset.
+    #[arg(long, env = "INSTANCE_NAME")]
+    pub instance_name: Option<String>,
 }
 
 /// Why `origin serve` refuses to start with its settings. Each message is one line.

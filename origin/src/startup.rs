@@ -3,7 +3,7 @@
 //! until Ctrl-C or SIGTERM, finishing requests in flight.
 
 use crate::auth::Tokens;
-use crate::cache::{Cache, Redis};
+use crate::cache::{Cache, CacheConfig};
 use crate::db::Db;
 use crate::settings::Settings;
 use crate::state::AppState;
@@ -94,13 +94,18 @@ impl Application {
             .split(',')
             .map(|u| u.trim().to_owned())
             .collect();
-        let redis = Redis::new(settings.redis_mode, urls, settings.redis_timeout());
-        let keys = KeySpace::new(&settings.cache_namespace)?;
-        let cache = Cache::new(
-            redis,
-            keys,
-            Duration::from_secs(settings.cache_stale_grace_secs),
-        );
+        let cache = Cache::new(CacheConfig {
+            mode: settings.redis_mode,
+            urls,
+            timeout: settings.redis_timeout(),
+            keys: KeySpace::new(&settings.cache_namespace)?,
+            grace: Duration::from_secs(settings.cache_stale_grace_secs),
+            local_bytes: settings.local_cache_bytes,
+            instance: settings
+                .instance_name
+                .clone()
+                .unwrap_or_else(|| format!("origin@{}", settings.listen)),
+        });
         let state = AppState {
             db,
             cache,

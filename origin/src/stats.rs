@@ -62,6 +62,8 @@ pub struct CacheReport {
     pub hit_rate: Option<f64>,
     /// Invalidations waiting for Redis.
     pub pending_invalidations: usize,
+    /// This instance's local tier (each instance reports its own: ask each one).
+    pub local: crate::cache::LocalTierStats,
     /// Redis.
     pub redis: RedisReport,
     /// `hit_rate_low`, `memory_high`, `latency_high`.
@@ -181,6 +183,7 @@ pub async fn report(state: &AppState) -> CacheReport {
         families,
         hit_rate,
         pending_invalidations: state.cache.pending_invalidations(),
+        local: state.cache.local_snapshot(),
         redis,
         alerts,
     }

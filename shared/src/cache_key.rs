@@ -103,6 +103,17 @@ impl KeySpace {
         format!("{}user:gen:{{user:{}}}", self.prefix, user.0)
     }
 
+    /// The prefixes of the shared families' keys (metadata, lists, genres): what every
+    /// instance asks Redis to tell it of changes to (`CLIENT TRACKING ... PREFIX`). None is a
+    /// prefix of another, as Redis requires.
+    pub fn shared_prefixes(&self) -> [String; 3] {
+        [
+            format!("{}movie:", self.prefix),
+            format!("{}movies:", self.prefix),
+            format!("{}genres:", self.prefix),
+        ]
+    }
+
     /// `movies:popular:limit:100`: the one popular list stored; every limit is a prefix of it.
     pub fn popular(&self) -> String {
         format!("{}movies:popular:limit:100", self.prefix)
@@ -159,6 +170,31 @@ mod tests {
             refresh_claim(&k.embedding(UserId(42))),
             "embeddings:{user:42}:refresh"
         );
+    }
+
+    #[test]
+    fn tracked_prefixes_cover_the_shared_keys_only() {
+        let k = KeySpace::new("t1").unwrap();
+        let prefixes = k.shared_prefixes();
+        let tracked = |key: &str| prefixes.iter().any(|p| key.starts_with(p.as_str()));
+        for shared in [k.movie(MovieId(7)), k.popular(), k.genres(), k.genre_top("drama")] {
+            assert!(tracked(&shared), "{shared} is tracked");
+        }
+        for personal in [
+            k.recommendations(UserId(1), 10, Strategy::Hybrid),
+            k.profile(UserId(1)),
+            k.embedding(UserId(1)),
+            k.user_generation(UserId(1)),
+            k.dataset_epoch(),
+        ] {
+            assert!(!tracked(&personal), "{personal} is not tracked");
+        }
+        for a in &prefixes {
+            for b in &prefixes {
+                assert!(a == b || !(a.starts_with(b.as_str()) || b.starts_with(a.as_str())));
+            }
+        }
+        assert!(!KeySpace::new("t2").unwrap().movie(MovieId(7)).starts_with(&prefixes[0]));
     }
 
     #[test]

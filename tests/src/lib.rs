@@ -116,6 +116,8 @@ pub fn test_settings(database_url: &str, mode: RedisMode, redis_url: &str) -> Se
         migrate_on_start: true,
         metrics_upkeep_ms: 5000,
         cors_policy: shared::cors::CorsPolicy::default(),
+        local_cache_bytes: 16 * 1024 * 1024,
+        instance_name: None,
     }
 }
 

@@ -5,11 +5,33 @@
 //! from PostgreSQL while Redis is away: every command has a deadline, a missing connection is
 //! re-established in the background (at most one attempt a second), and callers treat any
 //! failure as "no cache".
+//!
+//! Both kinds speak RESP3, so that Redis can push notices on the same connections: the
+//! invalidations of server-assisted client caching (`CLIENT TRACKING`, see `invalidation`),
+//! and the library's own notice that a connection was lost. Both go to the [`OnPush`] given
+//! to [`Redis::new`].
 
 use crate::settings::RedisMode;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, Value};
+use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
+use redis::{
+    Cmd, FromRedisValue, IntoConnectionInfo, Pipeline, ProtocolVersion, PushInfo, RedisFuture,
+    Value,
+};
+
+/// What receives Redis's pushes and the library's notice of a lost connection. Called by a
+/// connection's reader before it hands over any later reply: it must be quick.
+pub type OnPush = Arc<dyn Fn(PushInfo) + Send + Sync>;
+
+/// `on_push` as the library wants it.
+fn push_sender(on_push: &OnPush) -> impl redis::aio::AsyncPushSender + use<> {
+    let on_push = Arc::clone(on_push);
+    move |push: PushInfo| -> Result<(), std::convert::Infallible> {
+        on_push(push);
+        Ok(())
+    }
+}
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -70,6 +92,7 @@ struct Inner {
     timeout: Duration,
     conn: RwLock<Option<Conn>>,
     last_attempt: Mutex<Option<Instant>>,
+    on_push: OnPush,
 }
 
 /// A handle to Redis; cloning shares the connection.
@@ -80,7 +103,13 @@ pub struct Redis {
 
 impl Redis {
     /// A handle that connects in the background; `urls` holds one URL, or the cluster's nodes.
-    pub fn new(mode: RedisMode, urls: Vec<String>, timeout: Duration) -> Self {
+    /// What Redis pushes (and the notice of a lost connection) is given to `on_push`.
+    pub fn new(
+        mode: RedisMode,
+        urls: Vec<String>,
+        timeout: Duration,
+        on_push: OnPush,
+    ) -> Self {
         let redis = Redis {
             inner: Arc::new(Inner {
                 mode,
@@ -88,6 +117,7 @@ impl Redis {
                 timeout,
                 conn: RwLock::new(None),
                 last_attempt: Mutex::new(None),
+                on_push,
             }),
         };
         redis.reconnect_in_background();
@@ -163,8 +193,11 @@ impl Redis {
         let timeout = self.inner.timeout.max(Duration::from_millis(500));
         match self.inner.mode {
             RedisMode::Single => {
-                let client = redis::Client::open(self.inner.urls[0].as_str())?;
+                let mut info = self.inner.urls[0].as_str().into_connection_info()?;
+                info.redis.protocol = ProtocolVersion::RESP3;
+                let client = redis::Client::open(info)?;
                 let config = ConnectionManagerConfig::new()
+                    .set_push_sender(push_sender(&self.inner.on_push))
                     .set_connection_timeout(timeout)
                     .set_response_timeout(self.inner.timeout)
                     .set_number_of_retries(1)
@@ -178,6 +211,8 @@ impl Redis {
                     .connection_timeout(timeout)
                     .response_timeout(self.inner.timeout)
                     .retries(2)
+                    .use_protocol(ProtocolVersion::RESP3)
+                    .push_sender(push_sender(&self.inner.on_push))
                     .build()?;
                 Ok(Conn::Cluster(client.get_async_connection().await?))
             }
@@ -192,6 +227,35 @@ impl Redis {
         };
         match tokio::time::timeout(self.inner.timeout, cmd.query_async::<T>(&mut conn)).await {
             Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => Err(RedisError::Redis(err)),
+            Err(_) => Err(RedisError::Timeout),
+        }
+    }
+
+    /// Runs one command on every master (the one node, or each master of the cluster), within
+    /// the deadline: for per-connection state such as `CLIENT TRACKING`.
+    pub async fn on_every_master(&self, cmd: &Cmd) -> Result<(), RedisError> {
+        let Some(conn) = self.current() else {
+            self.reconnect_in_background();
+            return Err(RedisError::NotConnected);
+        };
+        let run = async {
+            match conn {
+                Conn::Single(mut c) => cmd.query_async::<Value>(&mut c).await.map(drop),
+                Conn::Cluster(mut c) => c
+                    .route_command(
+                        cmd,
+                        RoutingInfo::MultiNode((
+                            MultipleNodeRoutingInfo::AllMasters,
+                            Some(ResponsePolicy::AllSucceeded),
+                        )),
+                    )
+                    .await
+                    .map(drop),
+            }
+        };
+        match tokio::time::timeout(self.inner.timeout.max(Duration::from_millis(500)), run).await {
+            Ok(Ok(())) => Ok(()),
             Ok(Err(err)) => Err(RedisError::Redis(err)),
             Err(_) => Err(RedisError::Timeout),
         }

@@ -32,25 +32,38 @@
 //! background refreshes are counted as their own computations, never as client misses.
 
 mod background;
+mod clock;
 mod connection;
+mod entry;
+mod invalidation;
+mod local;
+mod lookup;
 mod single_flight;
 pub mod stats;
 
 use crate::error::AppError;
 use crate::hooks::{Hooks, Point};
 use background::Background;
+use bytes::Bytes;
+pub use clock::Clock;
+use connection::OnPush;
 pub use connection::{Redis, RedisError};
+use entry::Entry;
+pub use entry::{Rendered, Value};
+use invalidation::{Mark, Pending, Tracking};
+pub use local::LocalSnapshot;
+use local::LocalTier;
+use lookup::{Decision, Wanted};
 use shared::cache_key::{Family, KeySpace};
 use shared::cache_status::{CacheStatus, Forward};
 use shared::params::UserId;
 use single_flight::SingleFlight;
 pub use stats::Cause;
 use stats::{CacheStats, Event};
-use std::collections::HashSet;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// This cache's name in `Cache-Status`.
 pub const CACHE_NAME: &str = "origin";
@@ -98,6 +111,19 @@ pub struct Pinned {
 }
 
 impl Pinned {
+    /// No generation: for shared values and self-validating by-products.
+    fn global(epoch: u64) -> Pinned {
+        Pinned {
+            generation: None,
+            epoch,
+        }
+    }
+
+    /// The data set's epoch pinned.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
     /// The tag a value of `scope` carries under this generation.
     fn tag(&self, scope: &Scope) -> Option<String> {
         self.generation.as_deref().map(|g| scope.tag(g))
@@ -146,66 +172,31 @@ pub struct Computed {
 /// What a lookup served.
 #[derive(Debug, Clone)]
 pub struct Served {
-    /// The value.
-    pub body: Arc<[u8]>,
+    /// The value, with its renderings.
+    pub value: Arc<Value>,
     /// How it was obtained, for `Cache-Status`.
     pub status: CacheStatus,
 }
 
-struct Entry {
-    stored_at: i64,
-    fresh_until: i64,
-    /// The data set's epoch it was computed in: another epoch's value is never served.
-    epoch: u64,
-    generation: Option<String>,
-    body: Arc<[u8]>,
-}
-
-impl Entry {
-    /// `v2 STORED_AT FRESH_UNTIL EPOCH GENERATION\n` (the epoch in hex) then the body, as is.
-    fn encode(&self) -> Vec<u8> {
-        let generation = self.generation.as_deref().unwrap_or("-");
-        let mut out = format!(
-            "v2 {} {} {:x} {generation}\n",
-            self.stored_at, self.fresh_until, self.epoch
-        )
-        .into_bytes();
-        out.extend_from_slice(&self.body);
-        out
+impl Served {
+    /// The value's bytes.
+    pub fn body(&self) -> &Bytes {
+        self.value.body()
     }
 
-    /// An entry, or `None` for anything else (an older format included: it is a miss).
-    fn decode(raw: &[u8]) -> Option<Entry> {
-        let newline = raw.iter().position(|b| *b == b'\n')?;
-        let header = std::str::from_utf8(&raw[..newline]).ok()?;
-        let mut parts = header.split(' ');
-        if parts.next()? != "v2" {
-            return None;
-        }
-        let stored_at = parts.next()?.parse().ok()?;
-        let fresh_until = parts.next()?.parse().ok()?;
-        let epoch = u64::from_str_radix(parts.next()?, 16).ok()?;
-        let generation = match parts.next()? {
-            "-" => None,
-            token => Some(token.to_owned()),
-        };
-        Some(Entry {
-            stored_at,
-            fresh_until,
-            epoch,
-            generation,
-            body: Arc::from(&raw[newline + 1..]),
-        })
+    /// The response body as stored, with its ETag (computed once per value).
+    pub fn whole(&self) -> Rendered {
+        self.value.rendered(0, Bytes::clone)
+    }
+
+    /// Response `variant` (e.g. a list's limit, never 0) rendered by `render`, with its ETag;
+    /// kept with the value, so a value held locally renders each variant once.
+    pub fn rendered(&self, variant: u32, render: impl FnOnce(&Bytes) -> Bytes) -> Rendered {
+        self.value.rendered(variant, render)
     }
 }
 
-type FlightResult = Result<(Arc<[u8]>, bool), AppError>;
-
-#[derive(Default)]
-struct Pending {
-    users: HashSet<UserId>,
-    keys: HashSet<String>,
-}
+type FlightResult = Result<(Arc<Value>, bool), AppError>;
 
 struct Inner {
     redis: Redis,
@@ -220,6 +211,10 @@ struct Inner {
     grace_secs: u64,
     // Invalidations Redis has not acknowledged yet. A std mutex: never held across an await.
     pending: Mutex<Pending>,
+    local: LocalTier,
+    tracking: Arc<Tracking>,
+    clock: Clock,
+    instance: Arc<str>,
 }
 
 /// The cache handle; cloning shares it.
@@ -228,31 +223,62 @@ pub struct Cache {
     inner: Arc<Inner>,
 }
 
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 fn new_token() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
+/// How the cache is set up.
+pub struct CacheConfig {
+    /// One Redis or a cluster.
+    pub mode: crate::settings::RedisMode,
+    /// The URL of the one Redis, or of the cluster's nodes.
+    pub urls: Vec<String>,
+    /// Every Redis command's deadline.
+    pub timeout: Duration,
+    /// The key builder.
+    pub keys: KeySpace,
+    /// How long past its freshness a value may be served when it cannot be computed.
+    pub grace: Duration,
+    /// The local tier's bound in bytes (0: no local tier).
+    pub local_bytes: u64,
+    /// This instance's name in statistics.
+    pub instance: String,
+}
+
+/// The outcome of a lookup in the local tier.
+enum Local {
+    /// Serve this (read under this generation, for a user's value).
+    Hit(Served, Option<Arc<str>>),
+    /// Go on to Redis; for a user's value, with the generation already read.
+    Miss(Option<Arc<str>>),
+}
+
 impl Cache {
-    /// A cache over `redis`; starts the retry loop for unacknowledged invalidations.
-    pub fn new(redis: Redis, keys: KeySpace, grace: Duration) -> Self {
+    /// A cache over Redis, connecting in the background; starts the retry loop of
+    /// unacknowledged invalidations and the tracking session keeper.
+    pub fn new(config: CacheConfig) -> Self {
+        let local = LocalTier::new(config.local_bytes);
+        let tracking = Arc::new(Tracking::new(local.clone()));
+        let on_push: OnPush = {
+            let tracking = Arc::clone(&tracking);
+            Arc::new(move |push| tracking.on_push(push))
+        };
+        let redis = Redis::new(config.mode, config.urls, config.timeout, on_push);
         let cache = Cache {
             inner: Arc::new(Inner {
                 redis,
-                keys,
+                keys: config.keys,
                 stats: CacheStats::default(),
                 flights: SingleFlight::default(),
                 hooks: Hooks::default(),
                 background: Background::default(),
                 epoch: AtomicU64::new(0),
-                grace_secs: grace.as_secs(),
+                grace_secs: config.grace.as_secs(),
                 pending: Mutex::new(Pending::default()),
+                local,
+                tracking,
+                clock: Clock::default(),
+                instance: Arc::from(config.instance),
             }),
         };
         let weak = Arc::downgrade(&cache.inner);
@@ -263,6 +289,7 @@ impl Cache {
                 Cache { inner }.retry_pending().await;
             }
         });
+        cache.keep_tracking();
         cache
     }
 
@@ -281,6 +308,22 @@ impl Cache {
         &self.inner.stats
     }
 
+    /// The local tier's figures, with the tracking session's.
+    pub fn local_snapshot(&self) -> LocalTierStats {
+        LocalTierStats {
+            instance: self.inner.instance.to_string(),
+            tier: self.inner.local.snapshot(),
+            tracking_session: self.inner.tracking.session(),
+            tracking_sessions_started: self.inner.tracking.sessions_started(),
+            tracking_notices: self.inner.tracking.notices(),
+        }
+    }
+
+    /// The clock lookups read (tests move it instead of waiting).
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
     /// The data set's epoch this instance serves values of.
     pub fn epoch(&self) -> u64 {
         self.inner.epoch.load(Ordering::Acquire)
@@ -288,7 +331,12 @@ impl Cache {
 
     /// Serves only values computed in `epoch` from now on; whether it changed.
     pub fn set_epoch(&self, epoch: u64) -> bool {
-        self.inner.epoch.swap(epoch, Ordering::AcqRel) != epoch
+        let changed = self.inner.epoch.swap(epoch, Ordering::AcqRel) != epoch;
+        if changed {
+            // Nothing held is servable any more: free the memory at once.
+            self.inner.local.flush();
+        }
+        changed
     }
 
     /// The test seams (nothing installed in production).
@@ -296,9 +344,9 @@ impl Cache {
         &self.inner.hooks
     }
 
-    /// Serves `key` from Redis, or computes it with `compute` (once for all concurrent
-    /// callers) and stores it. `compute` gets the generation it runs under and must read
-    /// every input after it. See the module documentation for the rules.
+    /// Serves `key` from the local tier or Redis, or computes it with `compute` (once for all
+    /// concurrent callers) and stores it. `compute` gets the generation it runs under and
+    /// must read every input after it. See the module documentation for the rules.
     pub async fn get_or_compute<F, Fut>(
         &self,
         family: Family,
@@ -322,16 +370,34 @@ impl Cache {
                 ..CacheStatus::miss(CACHE_NAME, false)
             };
             return Ok(Served {
-                body: computed.body.into(),
+                value: self.uncached(computed.body),
                 status,
             });
         }
 
-        let now = unix_now();
+        let now = self.inner.clock.now();
         // The epoch first: an input read after it is at least as new as it.
         let epoch = self.epoch();
-        let (cache_ok, generation, entry) = match self.read(&scope, &key).await {
-            Ok((generation, raw)) => (true, generation, raw.as_deref().and_then(Entry::decode)),
+        let mut generation = None;
+        if let Some(value) = self.inner.local.get(&key) {
+            match self.from_local(family, &key, &scope, value, epoch, now).await {
+                Local::Hit(served, generation) => {
+                    self.inner.local.count(true);
+                    stats.record(family, Event::LocalHit(cause));
+                    if served.value.claim_refresh_if_due(now) {
+                        let pinned = Pinned { generation, epoch };
+                        self.refresh_in_background(family, key, scope, &served, pinned, compute);
+                    }
+                    return Ok(served);
+                }
+                Local::Miss(read) => generation = read,
+            }
+        }
+        self.inner.local.count(false);
+
+        let mark = self.inner.tracking.mark();
+        let (cache_ok, generation, entry) = match self.read(&scope, &key, generation).await {
+            Ok((generation, raw)) => (true, generation, raw.and_then(Entry::decode)),
             Err(err) => {
                 stats.record(family, Event::Error);
                 tracing::debug!(error = %err, key, "cache read failed");
@@ -339,47 +405,33 @@ impl Cache {
             }
         };
         let pinned = Pinned {
-            generation: generation.map(Arc::from),
+            generation,
             epoch,
         };
-        // The tag this lookup accepts, built once (a hit's hot path).
         let tag = pinned.tag(&scope);
-        let entry = entry.filter(|e| {
-            e.epoch == epoch
-                && match &scope {
-                    Scope::Global => true,
-                    _ => tag.is_some() && e.generation == tag,
-                }
-        });
+        let wanted = Wanted {
+            epoch,
+            tag: tag.as_deref(),
+        };
+        let grace = self.inner.grace_secs as i64;
+        let decision = entry
+            .as_ref()
+            .map(|e| lookup::decide(e, wanted, now, grace))
+            .unwrap_or(Decision::Unusable);
+        let usable = !matches!(decision, Decision::Unusable);
 
-        if let Some(entry) = entry.as_ref().filter(|e| now < e.fresh_until) {
+        if let (Decision::Fresh { ttl, refresh }, Some(entry)) = (decision, entry.clone()) {
             stats.record(family, Event::lookup(cause, true));
-            if shared::ttl::should_refresh_early(entry.stored_at, entry.fresh_until, now) {
-                let this = self.clone();
-                let flight_key = pinned.flight_key(&key, &scope);
-                let remaining = (entry.fresh_until - now).max(1) as u64;
-                let task = async move {
-                    if !this.claim_refresh(&key, remaining).await {
-                        this.inner.stats.record(family, Event::RefreshSkipped);
-                        return;
-                    }
-                    let flight = this.compute_and_store(
-                        family,
-                        key,
-                        scope,
-                        pinned,
-                        cache_ok,
-                        Cause::Refresh,
-                        compute,
-                    );
-                    let _ = this.inner.flights.run(&flight_key, flight).await;
-                };
-                self.inner.background.spawn(task);
+            let value = Arc::new(Value::new(entry, mark.session()));
+            self.keep_locally(&key, &scope, &value, mark);
+            let served = Served {
+                value,
+                status: CacheStatus::hit(CACHE_NAME, ttl),
+            };
+            if refresh && served.value.claim_refresh_if_due(now) {
+                self.refresh_in_background(family, key, scope, &served, pinned, compute);
             }
-            return Ok(Served {
-                body: entry.body.clone(),
-                status: CacheStatus::hit(CACHE_NAME, entry.fresh_until - now),
-            });
+            return Ok(served);
         }
         stats.record(family, Event::lookup(cause, false));
 
@@ -395,23 +447,23 @@ impl Cache {
             })
             .await;
         match flight.await {
-            Ok((body, stored)) => {
+            Ok((value, stored)) => {
                 let mut status = CacheStatus::miss(CACHE_NAME, stored && !collapsed);
                 status.collapsed = collapsed;
-                if entry.is_some() {
+                if usable {
                     status.fwd = Some(Forward::Stale);
                 }
                 if !cache_ok {
                     status.detail = Some("cache-unavailable");
                 }
-                Ok(Served { body, status })
+                Ok(Served { value, status })
             }
-            Err(err) if err.is_unavailable() => match entry {
-                Some(entry) if now < entry.fresh_until + self.inner.grace_secs as i64 => {
+            Err(err) if err.is_unavailable() => match (decision, entry) {
+                (Decision::Stale { ttl }, Some(entry)) => {
                     stats.record(family, Event::Stale);
                     Ok(Served {
-                        body: entry.body,
-                        status: CacheStatus::stale(CACHE_NAME, entry.fresh_until - now),
+                        value: Arc::new(Value::new(entry, 0)),
+                        status: CacheStatus::stale(CACHE_NAME, ttl),
                     })
                 }
                 _ => Err(err),
@@ -420,10 +472,123 @@ impl Cache {
         }
     }
 
+    /// Whether the local tier's `value` may be served: a shared value while the tracking
+    /// session it was read in lives; a user's value once a `GET` of the user's generation
+    /// confirms it (see `invalidation`). Only fresh values are served from here.
+    async fn from_local(
+        &self,
+        family: Family,
+        key: &str,
+        scope: &Scope,
+        value: Arc<Value>,
+        epoch: u64,
+        now: i64,
+    ) -> Local {
+        let generation = match scope.user() {
+            None => {
+                if value.session == 0 || value.session != self.inner.tracking.session() {
+                    return Local::Miss(None);
+                }
+                None
+            }
+            Some(user) => {
+                let gen_key = self.inner.keys.user_generation(user);
+                match self
+                    .inner
+                    .redis
+                    .query::<Option<String>>(redis::cmd("GET").arg(gen_key))
+                    .await
+                {
+                    Ok(Some(generation)) => Some(Arc::<str>::from(generation)),
+                    Ok(None) => return Local::Miss(None),
+                    Err(err) => {
+                        self.inner.stats.record(family, Event::Error);
+                        tracing::debug!(error = %err, key, "cache read failed");
+                        return Local::Miss(None);
+                    }
+                }
+            }
+        };
+        let tag = generation.as_deref().map(|g| scope.tag(g));
+        let wanted = Wanted {
+            epoch,
+            tag: tag.as_deref(),
+        };
+        match lookup::decide(&value.entry, wanted, now, self.inner.grace_secs as i64) {
+            Decision::Fresh { ttl, .. } => Local::Hit(
+                Served {
+                    value,
+                    status: CacheStatus::hit(CACHE_NAME, ttl),
+                },
+                generation,
+            ),
+            _ => Local::Miss(generation),
+        }
+    }
+
+    /// Keeps a value read from Redis or computed here in the local tier, when that is safe: a
+    /// user's value always (it is confirmed against the generation before it is served), a
+    /// shared value only if no notice arrived since `mark` (one may have been about it).
+    fn keep_locally(&self, key: &str, scope: &Scope, value: &Arc<Value>, mark: Mark) {
+        let keep = match scope {
+            Scope::Global => self.inner.tracking.unchanged_since(mark),
+            _ => value.entry.tag.is_some(),
+        };
+        if keep {
+            self.inner.local.insert(key, Arc::clone(value));
+        }
+    }
+
+    /// Starts the early refresh of a value in the last tenth of its life: once per value in
+    /// this instance, and once across instances (a claim in Redis).
+    fn refresh_in_background<F, Fut>(
+        &self,
+        family: Family,
+        key: String,
+        scope: Scope,
+        served: &Served,
+        pinned: Pinned,
+        compute: F,
+    ) where
+        F: FnOnce(Pinned) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Computed, AppError>> + Send + 'static,
+    {
+        let this = self.clone();
+        let entry = &served.value.entry;
+        let flight_key = pinned.flight_key(&key, &scope);
+        let remaining = (entry.fresh_until - self.inner.clock.now()).max(1) as u64;
+        let task = async move {
+            if !this.claim_refresh(&key, remaining).await {
+                this.inner.stats.record(family, Event::RefreshSkipped);
+                return;
+            }
+            let flight =
+                this.compute_and_store(family, key, scope, pinned, true, Cause::Refresh, compute);
+            let _ = this.inner.flights.run(&flight_key, flight).await;
+        };
+        self.inner.background.spawn(task);
+    }
+
+    /// A value computed without the cache (served once, never kept).
+    fn uncached(&self, body: Vec<u8>) -> Arc<Value> {
+        let now = self.inner.clock.now();
+        Arc::new(Value::new(
+            Entry {
+                stored_at: now,
+                fresh_until: now,
+                epoch: self.epoch(),
+                tag: None,
+                body: Bytes::from(body),
+            },
+            0,
+        ))
+    }
+
     /// A fresh value of `key` stored under `pinned` (the generation the caller's computation
     /// runs under), or `None`. For by-products a computation reuses, such as the embedding a
     /// recommendation is scored with: a value stored under any other generation is never
-    /// returned, so an input is never older than the computation's own generation.
+    /// returned, so an input is never older than the computation's own generation. Read from
+    /// Redis only (by-products are not kept in the local tier).
     pub async fn peek(
         &self,
         family: Family,
@@ -448,14 +613,16 @@ impl Cache {
                 return None;
             }
         };
-        let now = unix_now();
+        let tag = pinned.tag(scope);
+        let wanted = Wanted {
+            epoch: pinned.epoch,
+            tag: tag.as_deref(),
+        };
+        let now = self.inner.clock.now();
         let found = raw
-            .as_deref()
             .and_then(Entry::decode)
-            .filter(|e| {
-                now < e.fresh_until && e.epoch == pinned.epoch && e.generation == pinned.tag(scope)
-            })
-            .map(|e| e.body);
+            .filter(|e| matches!(lookup::decide(e, wanted, now, 0), Decision::Fresh { .. }))
+            .map(|e| Arc::from(&e.body[..]));
         self.inner
             .stats
             .record(family, Event::lookup(cause, found.is_some()));
@@ -478,19 +645,25 @@ impl Cache {
         self.inner
             .stats
             .record(family, Event::Computed(current_cause()));
-        let stored = self
-            .write(
-                key,
-                pinned,
-                pinned.tag(scope),
-                computed.body.into(),
-                computed.ttl_secs,
-            )
-            .await;
-        if let Err(err) = stored {
+        let entry = self.entry(pinned, pinned.tag(scope), computed);
+        if let Err(err) = self.write(key, &entry).await {
             self.inner.stats.record(family, Event::Error);
             tracing::debug!(error = %err, key, "cache write failed");
         }
+    }
+
+    /// A fresh by-product of `key` valid for the current data set's epoch whatever the user's
+    /// generation (the value says itself what it is valid for, e.g. a user's ratings as of a
+    /// PostgreSQL version, and the caller brings it up to date), or `None`.
+    pub async fn peek_unscoped(&self, family: Family, key: &str) -> Option<Arc<[u8]>> {
+        self.peek(family, key, &Scope::Global, &Pinned::global(self.epoch()))
+            .await
+    }
+
+    /// Stores a by-product read back with [`Cache::peek_unscoped`].
+    pub async fn store_unscoped(&self, family: Family, key: &str, epoch: u64, computed: Computed) {
+        self.store(family, key, &Scope::Global, &Pinned::global(epoch), computed)
+            .await
     }
 
     /// Waits until no background refresh started by this cache is running (tests: "nothing
@@ -499,23 +672,20 @@ impl Cache {
         self.inner.background.idle().await;
     }
 
-    async fn write(
-        &self,
-        key: &str,
-        pinned: &Pinned,
-        tag: Option<String>,
-        body: Arc<[u8]>,
-        ttl_secs: u64,
-    ) -> Result<(), RedisError> {
-        let now = unix_now();
-        let entry = Entry {
+    fn entry(&self, pinned: &Pinned, tag: Option<String>, computed: Computed) -> Entry {
+        let now = self.inner.clock.now();
+        Entry {
             stored_at: now,
-            fresh_until: now + ttl_secs as i64,
+            fresh_until: now + computed.ttl_secs as i64,
             epoch: pinned.epoch,
-            generation: tag,
-            body,
-        };
-        let expire = ttl_secs + self.inner.grace_secs;
+            tag: tag.map(String::into_boxed_str),
+            body: Bytes::from(computed.body),
+        }
+    }
+
+    async fn write(&self, key: &str, entry: &Entry) -> Result<(), RedisError> {
+        let ttl = (entry.fresh_until - entry.stored_at).max(0) as u64;
+        let expire = ttl + self.inner.grace_secs;
         self.inner
             .redis
             .query::<()>(
@@ -523,7 +693,7 @@ impl Cache {
                     .arg(key)
                     .arg(entry.encode())
                     .arg("EX")
-                    .arg(expire),
+                    .arg(expire.max(1)),
             )
             .await
     }
@@ -550,7 +720,8 @@ impl Cache {
     }
 
     /// The computation a single flight runs: pin the user's generation (creating the token if
-    /// the user has none, so the value is tied to it) before anything is read, compute, store.
+    /// the user has none, so the value is tied to it) before anything is read, compute, store
+    /// in Redis and keep locally.
     #[allow(clippy::too_many_arguments)]
     fn compute_and_store<F, Fut>(
         &self,
@@ -569,6 +740,7 @@ impl Cache {
         let this = self.clone();
         async move {
             let stats = &this.inner.stats;
+            let mark = this.inner.tracking.mark();
             let mut pinned = pinned;
             let mut cache_ok = cache_ok;
             if let (Some(user), None, true) = (scope.user(), &pinned.generation, cache_ok) {
@@ -592,37 +764,48 @@ impl Cache {
             let epoch_pinned = pinned.clone();
             let computed = CAUSE.scope(cause, compute(pinned)).await?;
             stats.record(family, Event::Computed(cause));
-            let body: Arc<[u8]> = computed.body.into();
             if !cache_ok {
-                return Ok((body, false));
+                return Ok((this.uncached(computed.body), false));
             }
-            let stored = this
-                .write(&key, &epoch_pinned, tag, body.clone(), computed.ttl_secs)
-                .await;
+            let entry = this.entry(&epoch_pinned, tag, computed);
+            let stored = this.write(&key, &entry).await;
             if let Err(err) = &stored {
                 stats.record(family, Event::Error);
                 tracing::debug!(error = %err, key, "cache write failed");
             }
-            Ok((body, stored.is_ok()))
+            let value = Arc::new(Value::new(entry, mark.session()));
+            if stored.is_ok() {
+                this.keep_locally(&key, &scope, &value, mark);
+            }
+            Ok((value, stored.is_ok()))
         }
     }
 
+    /// Reads `key` from Redis, with the user's generation for a user's value (in one `MGET`:
+    /// the token and the value share a hash slot) unless it was just read (`generation`).
     async fn read(
         &self,
         scope: &Scope,
         key: &str,
-    ) -> Result<(Option<String>, Option<Vec<u8>>), RedisError> {
-        match scope.user() {
-            None => Ok((
+        generation: Option<Arc<str>>,
+    ) -> Result<(Option<Arc<str>>, Option<Vec<u8>>), RedisError> {
+        match (scope.user(), generation) {
+            (None, _) => Ok((
                 None,
                 self.inner.redis.query(redis::cmd("GET").arg(key)).await?,
             )),
-            Some(user) => {
+            (Some(_), Some(generation)) => Ok((
+                Some(generation),
+                self.inner.redis.query(redis::cmd("GET").arg(key)).await?,
+            )),
+            (Some(user), None) => {
                 let gen_key = self.inner.keys.user_generation(user);
-                self.inner
+                let (generation, raw): (Option<String>, Option<Vec<u8>>) = self
+                    .inner
                     .redis
                     .query(redis::cmd("MGET").arg(gen_key).arg(key))
-                    .await
+                    .await?;
+                Ok((generation.map(Arc::from), raw))
             }
         }
     }
@@ -645,156 +828,20 @@ impl Cache {
             .await?;
         Ok(existing.unwrap_or(token))
     }
-
-    /// Invalidates everything cached for `user` (recommendations of every `n` and strategy,
-    /// profile, embedding) with one command. Returns whether Redis acknowledged it; if not, it
-    /// is retried and this instance bypasses the user's cached values until it succeeds.
-    pub async fn invalidate_user(&self, user: UserId) -> bool {
-        let ok = self.replace_generation(user).await;
-        if ok {
-            for family in [Family::Recommendations, Family::Profile, Family::Embedding] {
-                self.inner.stats.record(family, Event::Invalidated);
-            }
-        } else {
-            self.pending().users.insert(user);
-        }
-        ok
-    }
-
-    async fn replace_generation(&self, user: UserId) -> bool {
-        let cmd = redis::cmd("SET")
-            .arg(self.inner.keys.user_generation(user))
-            .arg(new_token())
-            .arg("EX")
-            .arg(GENERATION_TTL_SECS)
-            .clone();
-        self.inner.redis.query::<()>(&cmd).await.is_ok()
-    }
-
-    /// Deletes shared values (lists, metadata) of `family`. Keys Redis does not acknowledge
-    /// are retried, and bypassed by this instance until then.
-    pub async fn invalidate_keys(&self, family: Family, keys: Vec<String>) {
-        // One DEL per key: in a cluster the keys live in different slots.
-        let results = futures::future::join_all(keys.iter().map(|key| async move {
-            self.inner
-                .redis
-                .query::<i64>(redis::cmd("DEL").arg(key))
-                .await
-        }))
-        .await;
-        let mut pending = self.pending();
-        for (key, result) in keys.into_iter().zip(results) {
-            match result {
-                Ok(_) => self.inner.stats.record(family, Event::Invalidated),
-                Err(_) => {
-                    pending.keys.insert(key);
-                }
-            }
-        }
-    }
-
-    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
-        self.inner.pending.lock().expect("pending lock poisoned")
-    }
-
-    /// Delivers a pending user invalidation; whether Redis acknowledged it.
-    async fn deliver_user(&self, user: UserId) -> bool {
-        let delivered = self.replace_generation(user).await;
-        if delivered {
-            self.pending().users.remove(&user);
-        }
-        delivered
-    }
-
-    /// Delivers a pending key deletion; whether Redis acknowledged it.
-    async fn deliver_key(&self, key: &str) -> bool {
-        let delivered = self
-            .inner
-            .redis
-            .query::<i64>(redis::cmd("DEL").arg(key))
-            .await
-            .is_ok();
-        if delivered {
-            self.pending().keys.remove(key);
-        }
-        delivered
-    }
-
-    /// Whether the value may be read from Redis: true unless an invalidation of it is still
-    /// pending and cannot be delivered now.
-    async fn settle_pending(&self, scope: &Scope, key: &str) -> bool {
-        let (user_pending, key_pending) = {
-            let pending = self.pending();
-            if pending.users.is_empty() && pending.keys.is_empty() {
-                return true;
-            }
-            (
-                scope.user().filter(|user| pending.users.contains(user)),
-                pending.keys.contains(key),
-            )
-        };
-        if let Some(user) = user_pending
-            && !self.deliver_user(user).await
-        {
-            return false;
-        }
-        !key_pending || self.deliver_key(key).await
-    }
-
-    async fn retry_pending(&self) {
-        let (users, keys): (Vec<UserId>, Vec<String>) = {
-            let pending = self.pending();
-            (
-                pending.users.iter().copied().collect(),
-                pending.keys.iter().cloned().collect(),
-            )
-        };
-        for user in users {
-            if !self.deliver_user(user).await {
-                return;
-            }
-        }
-        for key in keys {
-            if !self.deliver_key(&key).await {
-                return;
-            }
-        }
-    }
-
-    /// Number of invalidations not yet acknowledged by Redis.
-    pub fn pending_invalidations(&self) -> usize {
-        let pending = self.pending();
-        pending.users.len() + pending.keys.len()
-    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn entries_round_trip() {
-        let entry = Entry {
-            stored_at: 10,
-            fresh_until: 20,
-            epoch: 0xfeed,
-            generation: Some("ab12".into()),
-            body: Arc::from(&b"{\"x\":\n1}"[..]),
-        };
-        let decoded = Entry::decode(&entry.encode()).unwrap();
-        assert_eq!((decoded.stored_at, decoded.fresh_until), (10, 20));
-        assert_eq!(decoded.epoch, 0xfeed);
-        assert_eq!(decoded.generation.as_deref(), Some("ab12"));
-        assert_eq!(&*decoded.body, b"{\"x\":\n1}");
-        let global = Entry {
-            generation: None,
-            ..entry
-        };
-        assert_eq!(Entry::decode(&global.encode()).unwrap().generation, None);
-        assert!(Entry::decode(b"garbage").is_none());
-        assert!(
-            Entry::decode(b"v1 10 20 ab12\n{}").is_none(),
-            "an entry of the format before epochs is a miss"
-        );
-    }
+/// The local tier of one instance, for `/admin/cache/stats`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LocalTierStats {
+    /// The instance (`INSTANCE_NAME`).
+    pub instance: String,
+    /// The tier's figures.
+    #[serde(flatten)]
+    pub tier: LocalSnapshot,
+    /// The live tracking session (0: none; shared values are then not served locally).
+    pub tracking_session: u64,
+    /// Tracking sessions started (more than 1: connections to Redis were lost and remade).
+    pub tracking_sessions_started: u64,
+    /// Notices of changed keys received from Redis.
+    pub tracking_notices: u64,
 }

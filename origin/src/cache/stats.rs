@@ -34,6 +34,7 @@ impl Cause {
 #[derive(Default)]
 struct Counters {
     hits: AtomicU64,
+    local_hits: AtomicU64,
     misses: AtomicU64,
     warm_hits: AtomicU64,
     warm_misses: AtomicU64,
@@ -49,9 +50,11 @@ struct Counters {
 /// A snapshot of one family's counters.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct FamilySnapshot {
-    /// Clients' lookups served from Redis, fresh.
+    /// Clients' lookups served fresh from the cache (the local tier or Redis).
     pub hits: u64,
-    /// Clients' lookups not served from Redis (absent, invalidated, expired).
+    /// Of those, served from this instance's local tier.
+    pub local_hits: u64,
+    /// Clients' lookups not served from the cache (absent, invalidated, expired).
     pub misses: u64,
     /// Served from Redis past its TTL because PostgreSQL failed.
     pub stale: u64,
@@ -86,6 +89,8 @@ pub struct CacheStats {
 pub enum Event {
     /// A client's fresh hit.
     Hit,
+    /// A fresh hit in the local tier (a client's, or warming's).
+    LocalHit(Cause),
     /// A client's miss.
     Miss,
     /// Warming found the value cached.
@@ -130,6 +135,18 @@ impl CacheStats {
         let c = &self.families[index(family)];
         let f = family.as_str();
         let counter = match event {
+            Event::LocalHit(cause) => {
+                let source = if cause == Cause::Warm { "warm" } else { "client" };
+                metrics::counter!("cache_hits_total", "family" => f, "source" => source)
+                    .increment(1);
+                metrics::counter!("cache_local_hits_total", "family" => f).increment(1);
+                c.local_hits.fetch_add(1, Ordering::Relaxed);
+                if cause == Cause::Warm {
+                    &c.warm_hits
+                } else {
+                    &c.hits
+                }
+            }
             Event::Hit => {
                 metrics::counter!("cache_hits_total", "family" => f, "source" => "client")
                     .increment(1);
@@ -189,6 +206,7 @@ impl CacheStats {
         let misses = load(&c.misses);
         FamilySnapshot {
             hits: load(&c.hits),
+            local_hits: load(&c.local_hits),
             misses,
             stale: load(&c.stale),
             computations: load(&c.computations),

@@ -24,7 +24,7 @@ async fn genres(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
     let served = reads::genres(&state).await?;
     Ok(conditional(
         &headers,
-        served.body.to_vec(),
+        served.whole(),
         cache_control::GENRES,
         &served.status,
     ))
@@ -43,10 +43,9 @@ async fn top(
     )?;
     let genre = reads::find_genre(&state, &genre).await?;
     let served = reads::genre_top(&state, genre).await?;
-    let body = reads::render_list(&served, "movies", limit);
     Ok(conditional(
         &headers,
-        body,
+        reads::render_list(&served, "movies", limit),
         cache_control::GENRE_TOP,
         &served.status,
     ))

@@ -49,6 +49,13 @@ async fn ready(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    // Gauges read when scraped: the local tier's size against its bound, and whether Redis's
+    // change notices are flowing (without them, shared values are not served locally).
+    let local = state.cache.local_snapshot();
+    metrics::gauge!("cache_local_bytes").set(local.tier.size_bytes as f64);
+    metrics::gauge!("cache_local_capacity_bytes").set(local.tier.capacity_bytes as f64);
+    metrics::gauge!("cache_local_entries").set(local.tier.entries as f64);
+    metrics::gauge!("cache_tracking_live").set(f64::from(u8::from(local.tracking_session != 0)));
     let mut response = state.metrics.render().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -30,10 +30,9 @@ async fn popular(
         Limit::DEFAULT,
     )?;
     let served = reads::popular(&state).await?;
-    let body = reads::render_list(&served, "movies", limit);
     Ok(conditional(
         &headers,
-        body,
+        reads::render_list(&served, "movies", limit),
         cache_control::POPULAR,
         &served.status,
     ))
@@ -48,7 +47,7 @@ async fn movie(
     let served = reads::movie(&state, id).await?;
     Ok(conditional(
         &headers,
-        served.body.to_vec(),
+        served.whole(),
         cache_control::MOVIE,
         &served.status,
     ))

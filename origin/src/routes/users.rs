@@ -35,7 +35,7 @@ async fn profile(
     let served = reads::profile(&state, user).await?;
     Ok(conditional(
         &headers,
-        served.body.to_vec(),
+        served.whole(),
         cache_control::PRIVATE,
         &served.status,
     ))
@@ -55,7 +55,7 @@ async fn recommendations(
     let served = reads::recommendations(&state, user, n, strategy).await?;
     Ok(conditional(
         &headers,
-        served.body.to_vec(),
+        served.whole(),
         cache_control::PRIVATE,
         &served.status,
     ))
