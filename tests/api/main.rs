@@ -3,6 +3,7 @@
 
 mod browser;
 mod catalog;
+mod coherence;
 mod cors;
 mod dataset;
 mod degraded;
