@@ -220,3 +220,54 @@ async fn a_shared_value_invalidated_through_one_instance_leaves_the_others_tier(
     );
     assert!(b.state.cache.local_snapshot().tracking_notices > 0);
 }
+
+#[tokio::test]
+async fn a_lost_connection_ends_the_tracking_session_and_what_was_read_in_it() {
+    // A private Redis, to be restarted.
+    let redis = tests::PrivateServer::redis();
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let settings = test_settings(
+        &fresh_database().await,
+        origin::settings::RedisMode::Single,
+        &url,
+    );
+    let app = TestApp::spawn_with(settings).await;
+    wait_for_tracking(&app).await;
+    let popular = "/movies/popular?limit=5";
+    for _ in 0..2 {
+        assert_eq!(app.get(popular).await.status(), 200);
+    }
+    let held = app.state.cache.local_snapshot();
+    assert_eq!(held.tier.hits, 1, "the second read came from the tier");
+    assert_eq!(held.tracking_sessions_started, 1);
+
+    // Redis restarts: its notices of the meantime are lost with the connection.
+    redis.stop();
+    redis.start();
+    assert!(
+        app.state
+            .cache
+            .redis()
+            .wait_connected(std::time::Duration::from_secs(5))
+            .await
+    );
+    for _ in 0..200 {
+        let now = app.state.cache.local_snapshot();
+        if now.tracking_sessions_started >= 2 && now.tracking_session != 0 {
+            break;
+        }
+        // Commands make the connection notice it was lost and reconnect.
+        let _ = app.state.cache.redis().ping().await;
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let after = app.state.cache.local_snapshot();
+    assert!(after.tracking_sessions_started >= 2, "{after:?}");
+    assert_ne!(after.tracking_session, held.tracking_session);
+    assert!(after.tier.flushes > held.tier.flushes);
+
+    // What was read in the old session is not served from the tier; read again, it is.
+    assert_eq!(app.get(popular).await.status(), 200);
+    assert_eq!(app.state.cache.local_snapshot().tier.hits, held.tier.hits);
+    assert_eq!(app.get(popular).await.status(), 200);
+    assert_eq!(app.state.cache.local_snapshot().tier.hits, held.tier.hits + 1);
+}
