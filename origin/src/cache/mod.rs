@@ -1,23 +1,28 @@
-//! The application cache (layer 1): Redis in front of PostgreSQL.
+//! The application cache: each instance's local tier, then Redis, in front of PostgreSQL.
 //!
 //! One entry point, [`Cache::get_or_compute`], gives every family the same behaviour:
-//! - a fresh value is served (`origin; hit`), and in the last tenth of its life it is
-//!   recomputed in the background so hot keys never expire under load, once per entry across
-//!   all instances (a short `SET NX` claim next to the key);
-//! - a miss is computed once however many requests want it (single flight) and stored, empty
-//!   results included;
+//! - a fresh value is served (`origin; hit`) from this instance's memory when it holds one
+//!   that it may serve (`local`, `invalidation`), else from Redis, and in the last tenth of its
+//!   life it is recomputed in the background so hot keys never expire under load, once per
+//!   entry across all instances (a short `SET NX` claim next to the key);
+//! - a miss is computed once however many requests want it (single flight), stored in Redis
+//!   and kept locally, empty results included;
 //! - a value past its TTL is kept for a grace period and served, marked stale, only when
 //!   PostgreSQL cannot be reached;
 //! - when Redis cannot be reached the value is computed from PostgreSQL and served anyway.
 //!
+//! The parts, one file each: the entry format and the served value with its renderings
+//! (`entry`), the pure decision what a found entry is good for at `now` (`lookup`), the
+//! local tier (`local`), how changes reach every copy (`invalidation`), the injected clock
+//! (`clock`), the Redis connection (`connection`).
+//!
 //! Invalidation never scans: every value of one user is stored with the user's generation
-//! token (`user:gen:{user:42}`, same hash slot), read with it in one `MGET`, and valid only
-//! while the token matches. A new rating replaces the token: all of that user's
-//! recommendations and their profile, whatever `n` and strategy, are invalid at once. A value
-//! computed from data read before the write carries the old token, so it can never be served
-//! after the write. An invalidation that cannot reach Redis is kept and retried, and until it
-//! succeeds this instance does not read that user's (or that list's) cached values. There is
-//! no in-process cache of personal data, so no instance can hold a copy Redis does not.
+//! token (`user:gen:{user:42}`, same hash slot), read with it in one `MGET` (or confirmed with
+//! one `GET` of the token when the value is held locally), and valid only while the token
+//! matches. A new rating replaces the token: all of that user's recommendations and their
+//! profile, whatever `n` and strategy, in Redis and in every instance's tier, are invalid at
+//! once. Shared values are deleted by key, and every instance hears of it from Redis
+//! (`invalidation`).
 //!
 //! Computations are one-way: the user's generation is read first (with the value, in the same
 //! `MGET`) and handed to the computation as a [`Pinned`] generation; the computation gathers
