@@ -13,6 +13,7 @@
 pub mod pattern;
 pub mod report;
 pub mod run;
+pub mod wrk;
 
 pub use pattern::{Kind, Mix};
 pub use report::Report;

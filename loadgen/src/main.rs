@@ -61,6 +61,13 @@ struct Args {
     /// Allow a target that is not a loopback address.
     #[arg(long)]
     allow_remote: bool,
+    /// Write a `wrk` Lua script replaying the pattern to this file instead of running it
+    /// (`wrk -s FILE`); the catalogue is read from the target.
+    #[arg(long, value_name = "FILE")]
+    wrk_script: Option<std::path::PathBuf>,
+    /// Requests in the `wrk` script (replayed in a loop).
+    #[arg(long, default_value_t = 50_000)]
+    wrk_requests: usize,
 }
 
 #[tokio::main]
@@ -79,6 +86,22 @@ async fn main() -> ExitCode {
         timeout: Duration::from_millis(args.timeout_ms),
         allow_remote: args.allow_remote,
     };
+    if let Some(path) = &args.wrk_script {
+        let written = match loadgen::wrk::script(&config, args.wrk_requests).await {
+            Ok(lua) => std::fs::write(path, lua).map_err(|e| e.to_string()),
+            Err(err) => Err(err.to_string()),
+        };
+        return match written {
+            Ok(()) => {
+                eprintln!("wrote {} requests to {}", args.wrk_requests, path.display());
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("error: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if args.warm
         && let Err(err) = loadgen::warm(&config).await
     {
