@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Stops what scripts/up.sh started: the edge, the origin, then the services (their data is
+# Stops what scripts/up.sh started: the edge, every origin instance (origin.pid, and
+# origin-2.pid ... when ORIGIN_INSTANCES was more than 1), then the services (their data is
 # removed).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 RUN_DIR=${RUN_DIR:-/tmp/movierec-run}
-for service in edge origin; do
-  if [[ -f $RUN_DIR/$service.pid ]]; then
-    kill -- "-$(cat "$RUN_DIR/$service.pid")" 2>/dev/null || true
-    rm -f "$RUN_DIR/$service.pid"
+for pidfile in "$RUN_DIR"/edge.pid "$RUN_DIR"/origin.pid "$RUN_DIR"/origin-*.pid; do
+  if [[ -f $pidfile ]]; then
+    kill -- "-$(cat "$pidfile")" 2>/dev/null || true
+    rm -f "$pidfile"
   fi
 done
 scripts/services.sh down

@@ -5,12 +5,26 @@
 # background on 127.0.0.1:8080, and the edge worker built and started in workerd
 # (`wrangler dev`) on 127.0.0.1:8787 in front of it. Prints the URLs and tokens to try them
 # with. Idempotent: a second run restarts both with the latest build. Stop: scripts/down.sh.
+#
+# ORIGIN_INSTANCES=N (default 1) starts N origin instances on consecutive ports from
+# ORIGIN_LISTEN (8080, 8081, ...), named origin-1 ... origin-N (INSTANCE_NAME), all on the
+# same PostgreSQL and Redis; the edge gets them all as its ORIGIN_URL list. Each has its pid
+# file and log in RUN_DIR: origin.pid/origin.log for the first (as with one instance),
+# origin-2.pid/origin-2.log and so on for the others. Every instance started by an earlier
+# run is stopped first, whatever its N was.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 RUN_DIR=${RUN_DIR:-/tmp/movierec-run}
 ORIGIN_LISTEN=${ORIGIN_LISTEN:-127.0.0.1:8080}
 export ORIGIN_LISTEN
+ORIGIN_INSTANCES=${ORIGIN_INSTANCES:-1}
+if ! [[ $ORIGIN_INSTANCES =~ ^[1-9][0-9]*$ ]]; then
+  echo "ORIGIN_INSTANCES must be a whole number of at least 1, not '$ORIGIN_INSTANCES'" >&2
+  exit 2
+fi
+ORIGIN_HOST=${ORIGIN_LISTEN%:*}
+ORIGIN_PORT=${ORIGIN_LISTEN##*:}
 mkdir -p "$RUN_DIR"
 
 scripts/services.sh up
@@ -54,34 +68,62 @@ wait_for() {
   tail -20 "$log"; echo "failed to start (log: $log)"; exit 1
 }
 
-echo "== starting the origin"
-stop_pid "$RUN_DIR/origin.pid"
-setsid target/release/origin serve >"$RUN_DIR/origin.log" 2>&1 < /dev/null &
-echo $! >"$RUN_DIR/origin.pid"
-wait_for "http://$ORIGIN_LISTEN/health" "$RUN_DIR/origin.pid" "$RUN_DIR/origin.log"
+# Instance i (from 1): its address, and the name of its pid file and log in RUN_DIR.
+instance_listen() { echo "$ORIGIN_HOST:$((ORIGIN_PORT + $1 - 1))"; }
+instance_file() { if [[ $1 == 1 ]]; then echo origin; else echo "origin-$1"; fi; }
+
+if [[ $ORIGIN_INSTANCES == 1 ]]; then echo "== starting the origin"; else echo "== starting $ORIGIN_INSTANCES origin instances"; fi
+# Every instance an earlier run started, however many there were.
+for pidfile in "$RUN_DIR"/origin.pid "$RUN_DIR"/origin-*.pid; do
+  stop_pid "$pidfile"
+done
+# All of them run migrations at start (MIGRATE_ON_START), which is harmless: the import above
+# has applied them already, and sqlx holds a PostgreSQL advisory lock while it migrates.
+ORIGIN_URLS=
+for i in $(seq "$ORIGIN_INSTANCES"); do
+  name=$(instance_file "$i")
+  ORIGIN_LISTEN=$(instance_listen "$i") INSTANCE_NAME="origin-$i" \
+    setsid target/release/origin serve >"$RUN_DIR/$name.log" 2>&1 < /dev/null &
+  echo $! >"$RUN_DIR/$name.pid"
+  ORIGIN_URLS+="${ORIGIN_URLS:+,}http://$(instance_listen "$i")"
+done
+for i in $(seq "$ORIGIN_INSTANCES"); do
+  name=$(instance_file "$i")
+  wait_for "http://$(instance_listen "$i")/health" "$RUN_DIR/$name.pid" "$RUN_DIR/$name.log"
+done
 
 echo "== starting the edge (wrangler dev, workerd)"
 EDGE_PORT=${EDGE_PORT:-8787}
 stop_pid "$RUN_DIR/edge.pid"
 setsid node_modules/.bin/wrangler dev --ip 127.0.0.1 --port "$EDGE_PORT" --persist-to "$RUN_DIR/edge-state" \
-  --var "ORIGIN_URL:http://$ORIGIN_LISTEN" >"$RUN_DIR/edge.log" 2>&1 < /dev/null &
+  --var "ORIGIN_URL:$ORIGIN_URLS" >"$RUN_DIR/edge.log" 2>&1 < /dev/null &
 echo $! >"$RUN_DIR/edge.pid"
 wait_for "http://127.0.0.1:$EDGE_PORT/__edge/purge" "$RUN_DIR/edge.pid" "$RUN_DIR/edge.log"
 
 TOKEN=$(target/release/origin token --user 1)
 ADMIN=$(target/release/origin token --admin)
+if [[ $ORIGIN_INSTANCES == 1 ]]; then
+  ORIGINS="  origin   http://$ORIGIN_LISTEN          (log: $RUN_DIR/origin.log)"
+  STATS="  curl -i http://$ORIGIN_LISTEN/admin/cache/stats -H 'Authorization: Bearer $ADMIN'"
+else
+  ORIGINS=; STATS=
+  for i in $(seq "$ORIGIN_INSTANCES"); do
+    ORIGINS+="${ORIGINS:+$'\n'}  origin-$i http://$(instance_listen "$i")          (log: $RUN_DIR/$(instance_file "$i").log)"
+    STATS+="${STATS:+$'\n'}  curl -i http://$(instance_listen "$i")/admin/cache/stats -H 'Authorization: Bearer $ADMIN'"
+  done
+fi
 cat <<INFO
 
 The system is up.
   edge     http://127.0.0.1:$EDGE_PORT          (log: $RUN_DIR/edge.log)
-  origin   http://$ORIGIN_LISTEN          (log: $RUN_DIR/origin.log)
+$ORIGINS
 
 Try (twice, and read Cache-Status and Age):
   curl -i http://127.0.0.1:$EDGE_PORT/movies/1
   curl -i 'http://127.0.0.1:$EDGE_PORT/movies/popular?limit=5'
   curl -i http://127.0.0.1:$EDGE_PORT/genres/sci-fi/top
   curl -i http://127.0.0.1:$EDGE_PORT/users/1/recommendations -H 'Authorization: Bearer $TOKEN'
-  curl -i http://$ORIGIN_LISTEN/admin/cache/stats -H 'Authorization: Bearer $ADMIN'
+$STATS
 
 Tokens: target/release/origin token --user ID | --admin.   Stop: scripts/down.sh
 INFO

@@ -8,7 +8,8 @@
 //!
 //! - [`serve`]: the cached routes: hit, stale-while-revalidate, stale-if-error, miss;
 //! - [`store`]: the Cache API, with the metadata the Cache API itself would not keep;
-//! - [`origin`]: requests to the origin, with a deadline;
+//! - [`origin`]: requests to the origin, with a deadline, to the instance `shared::origins`
+//!   ranks first for the request and, for reads, on to the next when one cannot be reached;
 //! - [`reply`]: building responses (JSON errors, 304s, `Cache-Status`);
 //! - [`purge`]: the authenticated purge endpoint;
 //! - [`request_id`]: the `x-request-id` that follows the request to the origin and back;
@@ -22,8 +23,15 @@
 //! when the generated response is based upon a stored response (e.g., a 304 Not Modified or
 //! 206 Partial Content)."
 //!
-//! Configuration comes from the worker's environment: `ORIGIN_URL`, `ORIGIN_TIMEOUT_MS` and
-//! `CORS_ALLOWED_ORIGINS` (`[vars]` in `wrangler.toml`) and the secret `PURGE_SECRET`.
+//! Configuration comes from the worker's environment: `ORIGIN_URL` (one origin URL, or several
+//! instances separated by commas), `ORIGIN_TIMEOUT_MS` and `CORS_ALLOWED_ORIGINS` (`[vars]` in
+//! `wrangler.toml`) and the secret `PURGE_SECRET`.
+//!
+//! With several origin instances, each request goes to the one `shared::origins` ranks first
+//! for it: by user id for `/users/{id}/...` (a user's requests reach one instance and its
+//! in-process cache), by cache key or path otherwise. When that instance cannot be reached
+//! (connection failure or timeout, not an HTTP error it sent), a GET or HEAD asks the next
+//! one, each at most once; a POST is never sent twice (a rating must not be written twice).
 
 mod cors;
 mod origin;
@@ -35,6 +43,7 @@ mod store;
 
 use shared::cache_status::Forward;
 use shared::edge_key::{EdgeReject, EdgeRoute};
+use shared::origins::Origins;
 use worker::{Context, Env, Method, Request, Response, Result, event};
 
 /// This cache's name in `Cache-Status`.
@@ -44,29 +53,32 @@ const PURGE_PATH: &str = "/__edge/purge";
 
 /// Settings read from the environment on every request (they are tiny).
 pub(crate) struct Config {
-    /// Where the origin is, without a trailing slash.
-    pub origin_url: String,
-    /// How long to wait for the origin, in milliseconds.
+    /// The origin instances, each without a trailing slash: `ORIGIN_URL`, one URL or several
+    /// separated by commas.
+    pub origins: Origins,
+    /// How long to wait for each origin asked, in milliseconds.
     pub origin_timeout_ms: u64,
 }
 
 impl Config {
-    fn from_env(env: &Env) -> Config {
-        let origin_url = env
+    fn from_env(env: &Env) -> Result<Config> {
+        let list = env
             .var("ORIGIN_URL")
             .map(|v| v.to_string())
-            .unwrap_or_else(|_| "http://127.0.0.1:8080".to_owned())
-            .trim_end_matches('/')
-            .to_owned();
+            .unwrap_or_else(|_| "http://127.0.0.1:8080".to_owned());
+        // A list that names no usable origin is a deployment mistake: every request fails
+        // with the edge's JSON 500 rather than guessing where the origin is.
+        let origins = Origins::parse(&list)
+            .map_err(|err| worker::Error::RustError(format!("ORIGIN_URL: {err}")))?;
         let origin_timeout_ms = env
             .var("ORIGIN_TIMEOUT_MS")
             .ok()
             .and_then(|v| v.to_string().parse().ok())
             .unwrap_or(5_000);
-        Config {
-            origin_url,
+        Ok(Config {
+            origins,
             origin_timeout_ms,
-        }
+        })
     }
 }
 
@@ -99,11 +111,11 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
 }
 
 async fn route(req: Request, env: &Env, ctx: Context, request_id: &str) -> Result<Response> {
-    let config = Config::from_env(env);
     let url = req.url()?;
     if url.path() == PURGE_PATH {
         return purge::handle(req, env).await;
     }
+    let config = Config::from_env(env)?;
     if req.method() != Method::Get {
         return origin::pass_through(req, &config, Forward::Method, request_id).await;
     }

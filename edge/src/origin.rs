@@ -1,10 +1,17 @@
 //! Requests to the origin: fetches for the cache (with a deadline, optionally conditional) and
 //! untouched pass-through of personal and write requests.
+//!
+//! With several origin instances, a request goes to the first of `shared::origins`'
+//! ranking for it, and on to the next only when [`Failover`] allows it (GET and HEAD) and the
+//! origin gave no answer: a connection failure or a timeout, each origin asked at most once,
+//! each with the full `ORIGIN_TIMEOUT_MS`. Any HTTP status an origin sent, a 500 included, is
+//! its answer. With one origin, this is a single request, as before.
 
 use crate::reply::{self, Served};
 use crate::{CACHE_NAME, Config};
 use futures::future::{Either, select};
 use shared::cache_status::{CacheStatus, Forward};
+use shared::origins::{Affinity, Failover};
 use std::time::Duration;
 use worker::{
     AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, Response, Result,
@@ -55,8 +62,42 @@ async fn buffer(mut response: Response) -> Result<Served> {
     })
 }
 
-/// `GET {ORIGIN_URL}{path_and_query}` for the cache, carrying the client's request's id;
-/// with `if_none_match`, a conditional request (revalidation).
+/// Sends `init` to `path_and_query` on the origins ranked for `affinity`: the first one, then,
+/// while `failover` allows, the next after each origin that gave no answer. The last failure
+/// when none answered.
+async fn exchange(
+    config: &Config,
+    affinity: &Affinity,
+    path_and_query: &str,
+    init: &RequestInit,
+    failover: Failover,
+) -> std::result::Result<Served, Failure> {
+    let mut failure = Failure::Unreachable("no origin".to_owned());
+    for origin in config.origins.ranked(affinity) {
+        // Each attempt a new request from the same init: its body is a byte array, which the
+        // Request constructor copies, so a retry sends the same bytes.
+        let url = format!("{origin}{path_and_query}");
+        failure = match Request::new_with_init(&url, init) {
+            Ok(request) => match send(request, config).await {
+                Ok(response) => match buffer(response).await {
+                    Ok(served) => return Ok(served),
+                    // The answer broke off: no answer, like a failed connection.
+                    Err(err) => Failure::Unreachable(err.to_string()),
+                },
+                Err(failure) => failure,
+            },
+            Err(err) => Failure::Unreachable(err.to_string()),
+        };
+        if failover == Failover::Never {
+            break;
+        }
+    }
+    Err(failure)
+}
+
+/// `GET {origin}{path_and_query}` for the cache, carrying the client's request's id; with
+/// `if_none_match`, a conditional request (revalidation). `path_and_query` is the edge's
+/// normalised cache key, which also picks the origin.
 pub async fn get(
     config: &Config,
     path_and_query: &str,
@@ -71,18 +112,22 @@ pub async fn get(
     }
     let mut init = RequestInit::new();
     init.with_method(Method::Get).with_headers(headers);
-    let url = format!("{}{path_and_query}", config.origin_url);
-    let request =
-        Request::new_with_init(&url, &init).map_err(|e| Failure::Unreachable(e.to_string()))?;
-    let response = send(request, config).await?;
-    buffer(response)
-        .await
-        .map_err(|e| Failure::Unreachable(e.to_string()))
+    let path = path_and_query.split('?').next().unwrap_or_default();
+    let affinity = Affinity::of(path, Some(path_and_query));
+    exchange(
+        config,
+        &affinity,
+        path_and_query,
+        &init,
+        Failover::for_method("GET"),
+    )
+    .await
 }
 
 /// Forwards a request as it is (method, headers with `Authorization`, body; `x-request-id`
 /// set to `request_id`) and returns the origin's answer as it is, with the edge's
-/// `Cache-Status` member appended. Never stored.
+/// `Cache-Status` member appended. Never stored. Personal requests go to the user's origin
+/// instance; only GET and HEAD fail over to the next.
 pub async fn pass_through(
     mut req: Request,
     config: &Config,
@@ -90,11 +135,13 @@ pub async fn pass_through(
     request_id: &str,
 ) -> Result<Response> {
     let url = req.url()?;
-    let target = match url.query() {
-        Some(query) => format!("{}{}?{query}", config.origin_url, url.path()),
-        None => format!("{}{}", config.origin_url, url.path()),
+    let path_and_query = match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_owned(),
     };
+    let affinity = Affinity::of(url.path(), None);
     let method = req.method();
+    let failover = Failover::for_method(method.as_ref());
     let headers = Headers::new();
     for (name, value) in req.headers().entries() {
         if name != "host" {
@@ -113,10 +160,8 @@ pub async fn pass_through(
             ));
         }
     }
-    let request = Request::new_with_init(&target, &init)?;
-    match send(request, config).await {
-        Ok(response) => {
-            let served = buffer(response).await?;
+    match exchange(config, &affinity, &path_and_query, &init, failover).await {
+        Ok(served) => {
             let status = served.status;
             let headers = Headers::new();
             for (name, value) in &served.headers {

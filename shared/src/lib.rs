@@ -21,6 +21,7 @@
 //! - [`freshness`]: a stored response's age, and whether it is fresh, stale-usable or expired.
 //! - [`revalidation`]: `If-None-Match` from the cache, and the origin's answer to a revalidation.
 //! - [`purge`]: the purge endpoint's body and the keys it removes.
+//! - [`origins`]: which origin instance a request goes to, and whether a failure may try the next.
 
 pub mod cache_control;
 pub mod cache_key;
@@ -31,6 +32,7 @@ pub mod dto;
 pub mod edge_key;
 pub mod etag;
 pub mod freshness;
+pub mod origins;
 pub mod params;
 pub mod purge;
 pub mod request_id;

@@ -9,6 +9,7 @@ mod dataset;
 mod degraded;
 mod edge;
 mod edge_cors;
+mod edge_instances;
 mod errors;
 mod fuzz;
 mod load;

@@ -478,3 +478,141 @@ pub async fn import_movielens(url: &str) {
     .expect("import MovieLens (scripts/fetch-data.sh)");
     db.pool().close().await;
 }
+
+/// A TCP front for one origin instance, as the edge sees an instance: it relays connections
+/// to `target`, notes each HTTP request that passes (`"GET /users/1/profile"`), and can be
+/// stopped, which closes its port and every open connection as if the instance had died.
+/// The instance behind it needs no change for a test to count what reached it.
+pub struct InstanceFront {
+    /// `http://127.0.0.1:PORT`, the URL to give the edge.
+    pub url: String,
+    addr: SocketAddr,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    accept: tokio::task::JoinHandle<()>,
+    connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl InstanceFront {
+    /// Starts relaying a fresh loopback port to `target`.
+    pub async fn start(target: SocketAddr) -> InstanceFront {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let seen = std::sync::Arc::<std::sync::Mutex<Vec<String>>>::default();
+        let connections = std::sync::Arc::<std::sync::Mutex<Vec<_>>>::default();
+        let accept = tokio::spawn({
+            let (seen, connections) = (seen.clone(), connections.clone());
+            async move {
+                loop {
+                    let Ok((client, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let relay = tokio::spawn(relay(client, target, seen.clone()));
+                    connections.lock().unwrap().push(relay.abort_handle());
+                }
+            }
+        });
+        InstanceFront {
+            url: format!("http://{addr}"),
+            addr,
+            seen,
+            accept,
+            connections,
+        }
+    }
+
+    /// The requests relayed so far, as `METHOD path?query`.
+    pub fn requests(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Closes the port and every connection; returns once a new connection is refused.
+    pub async fn stop(&self) {
+        self.accept.abort();
+        for connection in self.connections.lock().unwrap().drain(..) {
+            connection.abort();
+        }
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(self.addr).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{} still accepts connections", self.url);
+    }
+}
+
+impl Drop for InstanceFront {
+    fn drop(&mut self) {
+        self.accept.abort();
+        for connection in self.connections.lock().unwrap().drain(..) {
+            connection.abort();
+        }
+    }
+}
+
+/// Relays one connection both ways, noting the request line of each request sent to
+/// `target` (request heads are parsed, bodies skipped by their `Content-Length`).
+async fn relay(
+    client: tokio::net::TcpStream,
+    target: SocketAddr,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(upstream) = tokio::net::TcpStream::connect(target).await else {
+        return;
+    };
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut upstream_read, mut upstream_write) = upstream.into_split();
+    let requests = async {
+        let mut pending = Vec::new();
+        let mut chunk = [0u8; 8192];
+        loop {
+            let n = client_read.read(&mut chunk).await.unwrap_or(0);
+            if n == 0 {
+                let _ = upstream_write.shutdown().await;
+                return;
+            }
+            pending.extend_from_slice(&chunk[..n]);
+            note_requests(&mut pending, &seen);
+            if upstream_write.write_all(&chunk[..n]).await.is_err() {
+                return;
+            }
+        }
+    };
+    let responses = async {
+        let _ = tokio::io::copy(&mut upstream_read, &mut client_write).await;
+        let _ = client_write.shutdown().await;
+    };
+    tokio::join!(requests, responses);
+}
+
+/// Takes every complete request (head and `Content-Length` body) off the front of `pending`,
+/// noting its method and target.
+fn note_requests(pending: &mut Vec<u8>, seen: &std::sync::Mutex<Vec<String>>) {
+    while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+        let head = String::from_utf8_lossy(&pending[..end]).into_owned();
+        let length: usize = head
+            .lines()
+            .skip(1)
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.trim()
+                    .eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().ok())?
+            })
+            .unwrap_or(0);
+        assert!(
+            !head.to_ascii_lowercase().contains("transfer-encoding"),
+            "the front reads Content-Length bodies only: {head}"
+        );
+        if pending.len() < end + 4 + length {
+            return;
+        }
+        let mut words = head.lines().next().unwrap_or_default().split(' ');
+        let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+        seen.lock().unwrap().push(format!("{method} {target}"));
+        pending.drain(..end + 4 + length);
+    }
+}
