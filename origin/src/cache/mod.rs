@@ -385,7 +385,7 @@ impl Cache {
         let epoch = self.epoch();
         let mut generation = None;
         if let Some(value) = self.inner.local.get(&key) {
-            match self.from_local(family, &key, &scope, value, epoch, now).await {
+            match self.lookup_local(family, &key, &scope, value, epoch, now).await {
                 Local::Hit(served, generation) => {
                     self.inner.local.count(true);
                     stats.record(family, Event::LocalHit(cause));
@@ -480,7 +480,7 @@ impl Cache {
     /// Whether the local tier's `value` may be served: a shared value while the tracking
     /// session it was read in lives; a user's value once a `GET` of the user's generation
     /// confirms it (see `invalidation`). Only fresh values are served from here.
-    async fn from_local(
+    async fn lookup_local(
         &self,
         family: Family,
         key: &str,
