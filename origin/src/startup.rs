@@ -94,6 +94,8 @@ impl Application {
             .split(',')
             .map(|u| u.trim().to_owned())
             .collect();
+        // The recorder first: the cache registers its counters with it once.
+        let metrics = metrics_handle(Duration::from_millis(settings.metrics_upkeep_ms.max(1)))?;
         let cache = Cache::new(CacheConfig {
             mode: settings.redis_mode,
             urls,
@@ -110,7 +112,7 @@ impl Application {
             db,
             cache,
             tokens: Tokens::new(&settings.jwt_secret),
-            metrics: metrics_handle(Duration::from_millis(settings.metrics_upkeep_ms.max(1)))?,
+            metrics,
             power_threshold: Arc::new(AtomicI64::new(0)),
             model: Arc::default(),
             settings: Arc::new(settings),

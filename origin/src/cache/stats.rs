@@ -82,6 +82,7 @@ pub struct FamilySnapshot {
 #[derive(Default)]
 pub struct CacheStats {
     families: [Counters; 6],
+    exported: [std::sync::OnceLock<Exported>; 6],
 }
 
 /// What happened to one lookup or write, for counting.
@@ -129,72 +130,77 @@ fn index(family: Family) -> usize {
         .expect("every family is listed")
 }
 
+/// One family's Prometheus counters, registered once (at its first event, when the process's
+/// recorder is installed): a lookup then costs an atomic increment, not a registry search.
+struct Exported {
+    hits: metrics::Counter,
+    warm_hits: metrics::Counter,
+    local_hits: metrics::Counter,
+    misses: metrics::Counter,
+    warm_misses: metrics::Counter,
+    stale: metrics::Counter,
+    computed: [metrics::Counter; 3],
+    refreshes_skipped: metrics::Counter,
+    invalidations: metrics::Counter,
+    errors: metrics::Counter,
+}
+
+impl Exported {
+    fn new(family: Family) -> Exported {
+        let f = family.as_str();
+        let computed = |cause: Cause| {
+            metrics::counter!("cache_computations_total", "family" => f, "cause" => cause.as_str())
+        };
+        Exported {
+            hits: metrics::counter!("cache_hits_total", "family" => f, "source" => "client"),
+            warm_hits: metrics::counter!("cache_hits_total", "family" => f, "source" => "warm"),
+            local_hits: metrics::counter!("cache_local_hits_total", "family" => f),
+            misses: metrics::counter!("cache_misses_total", "family" => f, "source" => "client"),
+            warm_misses: metrics::counter!("cache_misses_total", "family" => f, "source" => "warm"),
+            stale: metrics::counter!("cache_stale_served_total", "family" => f),
+            computed: [
+                computed(Cause::Client),
+                computed(Cause::Warm),
+                computed(Cause::Refresh),
+            ],
+            refreshes_skipped: metrics::counter!("cache_refreshes_skipped_total", "family" => f),
+            invalidations: metrics::counter!("cache_invalidations_total", "family" => f),
+            errors: metrics::counter!("cache_errors_total", "family" => f),
+        }
+    }
+}
+
 impl CacheStats {
     /// Counts one event here and in the Prometheus metrics.
     pub fn record(&self, family: Family, event: Event) {
-        let c = &self.families[index(family)];
-        let f = family.as_str();
-        let counter = match event {
+        let i = index(family);
+        let c = &self.families[i];
+        let m = self.exported[i].get_or_init(|| Exported::new(family));
+        let (counter, exported) = match event {
             Event::LocalHit(cause) => {
-                let source = if cause == Cause::Warm { "warm" } else { "client" };
-                metrics::counter!("cache_hits_total", "family" => f, "source" => source)
-                    .increment(1);
-                metrics::counter!("cache_local_hits_total", "family" => f).increment(1);
+                m.local_hits.increment(1);
                 c.local_hits.fetch_add(1, Ordering::Relaxed);
                 if cause == Cause::Warm {
-                    &c.warm_hits
+                    (&c.warm_hits, &m.warm_hits)
                 } else {
-                    &c.hits
+                    (&c.hits, &m.hits)
                 }
             }
-            Event::Hit => {
-                metrics::counter!("cache_hits_total", "family" => f, "source" => "client")
-                    .increment(1);
-                &c.hits
-            }
-            Event::Miss => {
-                metrics::counter!("cache_misses_total", "family" => f, "source" => "client")
-                    .increment(1);
-                &c.misses
-            }
-            Event::WarmHit => {
-                metrics::counter!("cache_hits_total", "family" => f, "source" => "warm")
-                    .increment(1);
-                &c.warm_hits
-            }
-            Event::WarmMiss => {
-                metrics::counter!("cache_misses_total", "family" => f, "source" => "warm")
-                    .increment(1);
-                &c.warm_misses
-            }
-            Event::Stale => {
-                metrics::counter!("cache_stale_served_total", "family" => f).increment(1);
-                &c.stale
-            }
-            Event::Computed(cause) => {
-                metrics::counter!(
-                    "cache_computations_total", "family" => f, "cause" => cause.as_str()
-                )
-                .increment(1);
-                match cause {
-                    Cause::Client => &c.computations,
-                    Cause::Warm => &c.warm_computations,
-                    Cause::Refresh => &c.refresh_computations,
-                }
-            }
-            Event::RefreshSkipped => {
-                metrics::counter!("cache_refreshes_skipped_total", "family" => f).increment(1);
-                &c.refreshes_skipped
-            }
-            Event::Invalidated => {
-                metrics::counter!("cache_invalidations_total", "family" => f).increment(1);
-                &c.invalidations
-            }
-            Event::Error => {
-                metrics::counter!("cache_errors_total", "family" => f).increment(1);
-                &c.errors
-            }
+            Event::Hit => (&c.hits, &m.hits),
+            Event::Miss => (&c.misses, &m.misses),
+            Event::WarmHit => (&c.warm_hits, &m.warm_hits),
+            Event::WarmMiss => (&c.warm_misses, &m.warm_misses),
+            Event::Stale => (&c.stale, &m.stale),
+            Event::Computed(cause) => match cause {
+                Cause::Client => (&c.computations, &m.computed[0]),
+                Cause::Warm => (&c.warm_computations, &m.computed[1]),
+                Cause::Refresh => (&c.refresh_computations, &m.computed[2]),
+            },
+            Event::RefreshSkipped => (&c.refreshes_skipped, &m.refreshes_skipped),
+            Event::Invalidated => (&c.invalidations, &m.invalidations),
+            Event::Error => (&c.errors, &m.errors),
         };
+        exported.increment(1);
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
