@@ -110,7 +110,10 @@ async fn fetch<T: serde::de::DeserializeOwned>(
 }
 
 /// Reads the catalogue's shape from the target.
-pub(crate) async fn catalogue(client: &reqwest::Client, config: &Config) -> Result<Catalogue, LoadError> {
+pub(crate) async fn catalogue(
+    client: &reqwest::Client,
+    config: &Config,
+) -> Result<Catalogue, LoadError> {
     discover(client, config).await
 }
 

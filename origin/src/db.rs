@@ -38,7 +38,7 @@ pub struct UserActivity {
 }
 
 /// One of a user's ratings.
-#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+#[derive(Debug, Clone, Copy, PartialEq, sqlx::FromRow)]
 pub struct UserRating {
     /// The movie.
     pub movie: i32,
@@ -46,6 +46,30 @@ pub struct UserRating {
     pub rating: f32,
     /// When it was made.
     pub rated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A user's ratings as one snapshot sees them (see [`Db::ratings_since`]).
+#[derive(Debug, Clone)]
+pub struct RatingsSince {
+    /// The user's number of ratings.
+    pub rating_count: i64,
+    /// The user's rating version: ratings stamped up to it are all in this snapshot.
+    pub rating_version: i64,
+    /// The ratings written after the version asked for (all of them when none was given).
+    pub ratings: Vec<UserRating>,
+}
+
+/// A movie as the in-memory catalogue keeps it (see `crate::model::Catalogue`).
+#[derive(Debug, Clone)]
+pub struct CatalogueMovie {
+    /// The movie.
+    pub id: i32,
+    /// Its title.
+    pub title: String,
+    /// Its genres' names, ordered as every other movie answer orders them.
+    pub genres: Vec<String>,
+    /// Its genres' ids.
+    pub genre_ids: Vec<i16>,
 }
 
 /// How much a user likes a genre, from their ratings.
@@ -229,14 +253,94 @@ impl Db {
         }))
     }
 
-    /// A user's ratings: (movie, rating, when).
-    pub async fn user_ratings(&self, user: UserId) -> Result<Vec<UserRating>, AppError> {
-        Ok(sqlx::query_as(
-            "SELECT movie_id AS movie, rating, rated_at FROM ratings WHERE user_id = $1",
+    /// In one statement (so one snapshot): the user's row, and their ratings written after
+    /// rating version `since`, or all of them when `since` is `None`. `None` for an unknown
+    /// user.
+    ///
+    /// Each rating is stamped with the user's rating version of the write that made it (see
+    /// [`Db::rate`]), and a snapshot holds every rating stamped up to the user's version it
+    /// shows: so the ratings after `since` are exactly what changed between a state read at
+    /// `since` and this snapshot. Only ratings written by [`Db::rate`] carry a version (imported
+    /// ones are 0), and the partial index `ratings_user_version` holds just those, so a delta
+    /// reads the few new rows, never the user's whole history.
+    pub async fn ratings_since(
+        &self,
+        user: UserId,
+        since: Option<i64>,
+    ) -> Result<Option<RatingsSince>, AppError> {
+        const ALL: &str = "SELECT u.rating_count, u.rating_version, r.movie_id, r.rating, r.rated_at \
+             FROM users u LEFT JOIN ratings r ON r.user_id = u.id WHERE u.id = $1";
+        // `version > 0` is implied by `version > $2` (a state's version is never negative) and
+        // lets the planner use the partial index with any value of $2.
+        const SINCE: &str = "SELECT u.rating_count, u.rating_version, r.movie_id, r.rating, r.rated_at \
+             FROM users u LEFT JOIN ratings r \
+               ON r.user_id = u.id AND r.version > $2 AND r.version > 0 \
+             WHERE u.id = $1";
+        let rows = match since {
+            None => sqlx::query(ALL).bind(user.0).fetch_all(&self.pool).await?,
+            Some(version) => {
+                sqlx::query(SINCE)
+                    .bind(user.0)
+                    .bind(version.max(0))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let mut read = RatingsSince {
+            rating_count: first.try_get::<i32, _>(0)? as i64,
+            rating_version: first.try_get(1)?,
+            ratings: Vec::with_capacity(rows.len()),
+        };
+        // A user without (new) ratings is one row of NULLs on the ratings side.
+        for row in &rows {
+            if let Some(movie) = row.try_get::<Option<i32>, _>(2)? {
+                read.ratings.push(UserRating {
+                    movie,
+                    rating: row.try_get(3)?,
+                    rated_at: row.try_get(4)?,
+                });
+            }
+        }
+        Ok(Some(read))
+    }
+
+    /// Every movie with its title and genres, and the data set's epoch they belong to, read
+    /// in one snapshot (a read-only repeatable-read transaction).
+    pub async fn catalogue(&self) -> Result<(u64, Vec<CatalogueMovie>), AppError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let epoch: Option<i64> =
+            sqlx::query_scalar("SELECT epoch FROM dataset_epoch WHERE singleton")
+                .fetch_optional(&mut *tx)
+                .await?;
+        let rows = sqlx::query(
+            "SELECT m.id, m.title, \
+                    COALESCE((SELECT array_agg(g.name ORDER BY g.name) FROM movie_genres mg \
+                              JOIN genres g ON g.id = mg.genre_id WHERE mg.movie_id = m.id), '{}') AS genres, \
+                    COALESCE((SELECT array_agg(mg.genre_id) FROM movie_genres mg \
+                              WHERE mg.movie_id = m.id), '{}') AS genre_ids \
+             FROM movies m",
         )
-        .bind(user.0)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let movies = rows
+            .iter()
+            .map(|r| {
+                Ok(CatalogueMovie {
+                    id: r.try_get("id")?,
+                    title: r.try_get("title")?,
+                    genres: r.try_get("genres")?,
+                    genre_ids: r.try_get("genre_ids")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok((epoch.map_or(0, |e| e as u64), movies))
     }
 
     /// How much the user likes each genre they rated, most liked first.
@@ -286,6 +390,11 @@ impl Db {
     /// movie's and the user's counters in step, in one transaction. Returns only once
     /// committed. Locking the user's row first serialises one user's writes, so the replaced
     /// value read below is exact.
+    ///
+    /// The lock is taken by incrementing the user's `rating_version`, and the rating row is
+    /// stamped with the new value: one user's versions are thus in commit order, and a
+    /// snapshot that shows version `V` shows every rating stamped up to `V` (what
+    /// [`Db::ratings_since`] relies on).
     pub async fn rate(
         &self,
         user: UserId,
@@ -293,16 +402,19 @@ impl Db {
         rating: Rating,
     ) -> Result<RateOutcome, AppError> {
         let mut tx = self.pool.begin().await?;
-        let user_row = sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
-            .bind(user.0)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if user_row.is_none() {
+        let version: Option<i64> = sqlx::query_scalar(
+            "UPDATE users SET rating_version = rating_version + 1 WHERE id = $1 \
+             RETURNING rating_version",
+        )
+        .bind(user.0)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(version) = version else {
             return Err(AppError::not_found(
                 "user_not_found",
                 format!("user {} does not exist", user.0),
             ));
-        }
+        };
         let old: Option<f32> =
             sqlx::query_scalar("SELECT rating FROM ratings WHERE user_id = $1 AND movie_id = $2")
                 .bind(user.0)
@@ -329,12 +441,15 @@ impl Db {
             ));
         };
         sqlx::query(
-            "INSERT INTO ratings (user_id, movie_id, rating, rated_at) VALUES ($1, $2, $3, now()) \
-             ON CONFLICT (user_id, movie_id) DO UPDATE SET rating = EXCLUDED.rating, rated_at = EXCLUDED.rated_at",
+            "INSERT INTO ratings (user_id, movie_id, rating, rated_at, version) \
+             VALUES ($1, $2, $3, now(), $4) \
+             ON CONFLICT (user_id, movie_id) DO UPDATE \
+             SET rating = EXCLUDED.rating, rated_at = EXCLUDED.rated_at, version = EXCLUDED.version",
         )
         .bind(user.0)
         .bind(movie.0)
         .bind(rating.get())
+        .bind(version)
         .execute(&mut *tx)
         .await?;
         sqlx::query(

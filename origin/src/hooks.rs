@@ -20,6 +20,18 @@ pub enum Point {
         /// Whose.
         user: UserId,
     },
+    /// A computation of `user`'s recommendations has read from PostgreSQL the ratings its
+    /// cached state lacked: those written after rating version `since`, or all of the user's
+    /// ratings when `since` is `None` (no usable state); `rows` came back. Reached just
+    /// before [`Point::RatingsRead`].
+    RatingsDelta {
+        /// Whose.
+        user: UserId,
+        /// The version of the state the read started from.
+        since: Option<i64>,
+        /// Ratings read.
+        rows: usize,
+    },
     /// A request missed `key` and joined its single flight; `collapsed` when another request
     /// leads it.
     FlightJoined {

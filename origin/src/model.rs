@@ -4,9 +4,17 @@
 //!
 //! A stored model is the item factors plus the hyper-parameters fold-in needs. Users are never
 //! stored: each user's vector is folded in from their current ratings when needed (and cached
-//! in Redis as `embeddings:{user:42}`), so a rating made after training counts at once.
+//! in Redis as `embeddings:{user:42}`, within the user's state: see `recommend::UserState`),
+//! so a rating made after training counts at once.
+//!
+//! A loaded model carries the [`Catalogue`] (every movie's title and genres) that
+//! recommendations are rendered with and hybrid's genre weights are computed from, so that a
+//! recommendation reads no movie from PostgreSQL. The catalogue knows the data set's epoch it
+//! was read in; only an import changes titles or genres, and it changes the epoch, so a
+//! catalogue of another epoch than the instance's is read again before it is used.
 
-use crate::db::{Db, UserRating};
+use crate::db::{CatalogueMovie, Db, UserRating};
+use crate::error::AppError;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::Array2;
@@ -14,6 +22,7 @@ use recommender::als::{self, AlsParams};
 use recommender::data::{Interactions, Row};
 use recommender::evaluation::{self, Report, Trial};
 use recommender::model::ItemModel;
+use recommender::user_step::UserEquations;
 use sha2::{Digest, Sha256};
 use sqlx::Row as _;
 use std::collections::HashMap;
@@ -35,10 +44,77 @@ pub struct LoadedModel {
     pub trained_at: chrono::DateTime<chrono::Utc>,
     /// Genres of each factor row, as a bit set of genre ids (for `hybrid`).
     pub item_genres: Vec<u32>,
+    /// Titles and genres, by movie id. A std `RwLock` around an `Arc`, like [`ModelSlot`]:
+    /// held only to clone or replace the `Arc`, replaced only when the data set changed.
+    catalogue: RwLock<Arc<Catalogue>>,
+}
+
+/// Every movie's title and genres, as of one data set's epoch.
+#[derive(Debug, Default)]
+pub struct Catalogue {
+    /// The data set's epoch the movies were read in (in the same snapshot).
+    pub epoch: u64,
+    movies: HashMap<i32, CatalogueEntry>,
+}
+
+/// One movie of the [`Catalogue`].
+#[derive(Debug, Clone)]
+pub struct CatalogueEntry {
+    /// Its title.
+    pub title: String,
+    /// Its genres' names, in the order every movie answer lists them.
+    pub genres: Vec<String>,
+    /// Its genre ids below 32 as a bit set (what genre weights are indexed by).
+    pub genre_bits: u32,
+}
+
+impl Catalogue {
+    /// A catalogue of `movies` read in `epoch`.
+    pub fn new(epoch: u64, movies: Vec<CatalogueMovie>) -> Self {
+        let movies = movies
+            .into_iter()
+            .map(|m| {
+                let genre_bits = m
+                    .genre_ids
+                    .iter()
+                    .filter(|g| (0..32).contains(*g))
+                    .fold(0u32, |bits, g| bits | 1 << g);
+                let entry = CatalogueEntry {
+                    title: m.title,
+                    genres: m.genres,
+                    genre_bits,
+                };
+                (m.id, entry)
+            })
+            .collect();
+        Catalogue { epoch, movies }
+    }
+
+    /// Reads the catalogue of the current data set.
+    pub async fn load(db: &Db) -> Result<Self, AppError> {
+        let (epoch, movies) = db.catalogue().await?;
+        Ok(Catalogue::new(epoch, movies))
+    }
+
+    /// A movie, if the data set has it.
+    pub fn get(&self, movie: i32) -> Option<&CatalogueEntry> {
+        self.movies.get(&movie)
+    }
+
+    /// Number of movies.
+    pub fn len(&self) -> usize {
+        self.movies.len()
+    }
+
+    /// Whether it holds no movie.
+    pub fn is_empty(&self) -> bool {
+        self.movies.is_empty()
+    }
 }
 
 impl LoadedModel {
-    fn new(
+    /// A model of `items` (factor rows of `item_ids`), without genres or catalogue.
+    pub(crate) fn new(
         version: String,
         params: AlsParams,
         item_ids: Vec<i32>,
@@ -59,7 +135,21 @@ impl LoadedModel {
             index,
             trained_at,
             item_genres: Vec::new(),
+            catalogue: RwLock::default(),
         }
+    }
+
+    /// The catalogue loaded with the model, or read since (see [`LoadedModel::set_catalogue`]).
+    pub fn catalogue(&self) -> Arc<Catalogue> {
+        self.catalogue
+            .read()
+            .expect("catalogue lock poisoned")
+            .clone()
+    }
+
+    /// Serves `catalogue` from now on (one read after the data set's epoch changed).
+    pub fn set_catalogue(&self, catalogue: Arc<Catalogue>) {
+        *self.catalogue.write().expect("catalogue lock poisoned") = catalogue;
     }
 
     /// A user's ratings as (factor row, rating), skipping movies the model does not know.
@@ -80,12 +170,13 @@ impl LoadedModel {
         self.rows(&recent)
     }
 
-    /// The user's embedding: their whole history folded in, plus what they rated since
+    /// The user's embedding: their whole history folded in (`all`, the normal equations of
+    /// every rating the model knows, see [`ItemModel::equations`]), plus what they rated since
     /// training folded in on its own, so fresh ratings steer the next recommendations instead
     /// of being averaged away by a long history. Without recent ratings it is the plain ALS
     /// user vector (and offline evaluation, which has none, measures exactly that).
-    pub fn embed(&self, all: &[(u32, f32)], recent: &[(u32, f32)]) -> ndarray::Array1<f32> {
-        let mut vector = self.model.fold_in(all);
+    pub fn embed(&self, all: &UserEquations, recent: &[(u32, f32)]) -> ndarray::Array1<f32> {
+        let mut vector = self.model.solve(all);
         if !recent.is_empty() && recent.len() < all.len() {
             vector += &self.model.fold_in(recent);
         }
@@ -275,17 +366,16 @@ pub async fn load_newest(db: &Db) -> anyhow::Result<Option<LoadedModel>> {
         .collect();
     let items = Array2::from_shape_vec((item_ids.len(), factors), values).context("model shape")?;
     let mut loaded = LoadedModel::new(version, params.0, item_ids, items, trained_at);
-    let pairs = sqlx::query("SELECT movie_id, genre_id FROM movie_genres")
-        .fetch_all(db.pool())
+    let catalogue = Catalogue::load(db)
         .await
-        .context("reading movie genres")?;
-    loaded.item_genres = vec![0; loaded.item_ids.len()];
-    for pair in pairs {
-        let (movie, genre): (i32, i16) = (pair.get(0), pair.get(1));
-        if let (Some(row), true) = (loaded.index.get(&movie), (0..32).contains(&genre)) {
-            loaded.item_genres[*row as usize] |= 1 << genre;
-        }
-    }
+        .map_err(anyhow::Error::from)
+        .context("reading the catalogue")?;
+    loaded.item_genres = loaded
+        .item_ids
+        .iter()
+        .map(|id| catalogue.get(*id).map_or(0, |m| m.genre_bits))
+        .collect();
+    loaded.set_catalogue(Arc::new(catalogue));
     Ok(Some(loaded))
 }
 

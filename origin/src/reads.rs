@@ -6,7 +6,7 @@
 use crate::cache::{Computed, Pinned, Rendered, Scope, Served};
 use crate::error::AppError;
 use crate::hooks::Point;
-use crate::model::LoadedModel;
+use crate::model::{Catalogue, LoadedModel};
 use crate::recommend;
 use crate::state::AppState;
 use shared::cache_key::Family;
@@ -187,10 +187,11 @@ pub async fn profile(state: &AppState, user: UserId) -> Result<Served, AppError>
 /// model are tied to its version, so none is served after a reload.
 ///
 /// The computation is one-way: the cache pins the user's generation before it starts, every
-/// input (activity, ratings, the cached embedding, genre weights) is read after that, the
-/// ranking is pure, and the embedding it folds in is stored under the same pinned generation.
-/// So an embedding computed from ratings read before a write can never be stored under the
-/// generation that write created.
+/// input is read after that, the ranking is pure, and the result is stored under the pinned
+/// generation. The model strategies start from the user's cached state, which is only a
+/// starting point: it is brought up to date by the ratings PostgreSQL shows after its version
+/// (see [`with_model`]), so what is computed reflects every rating committed before the pin,
+/// whatever state was cached, and read-your-writes holds by construction.
 pub async fn recommendations(
     state: &AppState,
     user: UserId,
@@ -212,19 +213,25 @@ pub async fn recommendations(
         .get_or_compute(
             Family::Recommendations,
             key.clone(),
-            scope.clone(),
+            scope,
             move |pinned| async move {
                 let state = state_for_compute;
-                let activity = state.db.user_activity(user).await?.ok_or_else(|| {
-                    AppError::not_found("user_not_found", format!("user {} does not exist", user.0))
-                })?;
                 let model_version = model.as_ref().map(|m| m.version.clone());
                 let n_items = n.get() as usize;
-                let items = match model {
+                let (items, rating_count) = match model {
                     Some(model) => {
-                        with_model(&state, model, user, n_items, strategy, &scope, &pinned).await?
+                        with_model(&state, model, user, n_items, strategy, &pinned).await?
                     }
-                    None => recommend::without_model(&state.db, user, n_items, strategy).await?,
+                    None => {
+                        let activity = state
+                            .db
+                            .user_activity(user)
+                            .await?
+                            .ok_or_else(|| user_not_found(user))?;
+                        let items =
+                            recommend::without_model(&state.db, user, n_items, strategy).await?;
+                        (items, activity.rating_count)
+                    }
                 };
                 let body = Recommendations {
                     user_id: user.0,
@@ -232,7 +239,7 @@ pub async fn recommendations(
                     model_version,
                     items,
                 };
-                let power = state.is_power_user(activity.rating_count);
+                let power = state.is_power_user(rating_count);
                 Ok(Computed {
                     body: json(&body)?,
                     ttl_secs: ttl_secs(Family::Recommendations, power, &key),
@@ -242,72 +249,200 @@ pub async fn recommendations(
         .await
 }
 
-/// The model strategies: gather (ratings, the embedding cached under `pinned`, genre weights),
-/// score on the blocking pool, store a newly folded-in embedding under `pinned`, render.
+fn user_not_found(user: UserId) -> AppError {
+    AppError::not_found("user_not_found", format!("user {} does not exist", user.0))
+}
+
+/// The model strategies, gather, compute, store: the user's state (cached, brought up to
+/// date by one query: [`gather_user_state`]) and the catalogue; on the blocking pool the
+/// state's fold-in updated ([`recommend::UserState::fold`]) and every movie ranked; the state
+/// stored back if it changed; the picks rendered from the catalogue. Returns the
+/// recommendations and the user's rating count (from the same query).
 async fn with_model(
     state: &AppState,
     model: Arc<LoadedModel>,
     user: UserId,
     n: usize,
     strategy: Strategy,
-    scope: &Scope,
     pinned: &Pinned,
-) -> Result<Vec<Recommendation>, AppError> {
-    let ratings = state.db.user_ratings(user).await?;
-    state.cache.hooks().at(|| Point::RatingsRead { user }).await;
-    let rows = model.rows(&ratings);
-    if rows.is_empty() {
-        // Cold start: nothing to fold in.
-        let fallback = match strategy {
-            Strategy::Hybrid => Strategy::Hybrid,
-            _ => Strategy::Popular,
+) -> Result<(Vec<Recommendation>, i64), AppError> {
+    let gathered = gather_user_state(state, user).await?;
+    let catalogue = catalogue(state, &model).await?;
+    let rating_count = gathered.rating_count;
+    let (computing, catalogue_for_ranking) = (Arc::clone(&model), Arc::clone(&catalogue));
+    let (outcome, to_store, scored) = tokio::task::spawn_blocking(move || {
+        let GatheredState {
+            state: mut user_state,
+            changes,
+            from_cache,
+            ..
+        } = gathered;
+        let fold = user_state.fold(&computing, &changes);
+        let outcome = match (from_cache, fold) {
+            (false, _) => StateOutcome::Rebuilt,
+            (true, recommend::Fold::Kept) => StateOutcome::Current,
+            (true, recommend::Fold::Updated) => StateOutcome::Updated,
+            (true, recommend::Fold::Refolded) => StateOutcome::Refolded,
         };
-        return recommend::without_model(&state.db, user, n, fallback).await;
-    }
-    let embedding_key = state.cache.keys().embedding(user);
-    let embedding = state
-        .cache
-        .peek(Family::Embedding, &embedding_key, scope, pinned)
-        .await
-        .map(|bytes| decode_f32(&bytes));
-    let long_term = match strategy {
-        Strategy::Hybrid => Some(recommend::genre_weights(&state.db, user).await?),
-        _ => None,
-    };
-    let inputs = recommend::Inputs {
-        recent: model.recent_rows(&ratings),
-        rows,
-        embedding,
-        long_term,
-        n,
-    };
-    let scoring = Arc::clone(&model);
-    let scored = tokio::task::spawn_blocking(move || recommend::score(&scoring, inputs))
-        .await
-        .map_err(|e| AppError::from(anyhow::Error::new(e).context("scoring task")))?;
-    if let Some(vector) = &scored.computed_embedding {
+        let to_store = (outcome != StateOutcome::Current).then(|| user_state.encode());
+        let scored = recommend::rank(&computing, &catalogue_for_ranking, &user_state, strategy, n);
+        (outcome, to_store, scored)
+    })
+    .await
+    .map_err(|e| AppError::from(anyhow::Error::new(e).context("scoring task")))?;
+    metrics::counter!("recommendation_user_states_total", "outcome" => outcome.as_str())
+        .increment(1);
+    if let Some(body) = to_store {
+        // Inline, not in the background: one write per rating, and the next computation
+        // (often the very next request) then starts from it.
+        let key = state.cache.keys().embedding(user);
         let computed = Computed {
-            body: vector.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            ttl_secs: ttl_secs(Family::Embedding, false, &embedding_key),
+            body,
+            ttl_secs: ttl_secs(Family::Embedding, false, &key),
         };
         state
             .cache
-            .store(Family::Embedding, &embedding_key, scope, pinned, computed)
+            .store_unscoped(Family::Embedding, &key, pinned.epoch(), computed)
             .await;
     }
-    let movies = state
-        .db
-        .movies(&recommend::movie_ids(&model, &scored))
-        .await?;
-    Ok(recommend::render(&model, &scored, movies))
+    match scored {
+        Some(scored) => Ok((recommend::render(&model, &catalogue, &scored), rating_count)),
+        None => {
+            // Cold start: no rating the model knows, nothing to fold in.
+            let fallback = match strategy {
+                Strategy::Hybrid => Strategy::Hybrid,
+                _ => Strategy::Popular,
+            };
+            let items = recommend::without_model(&state.db, user, n, fallback).await?;
+            Ok((items, rating_count))
+        }
+    }
 }
 
-/// Little-endian f32s, as the embedding is stored.
-fn decode_f32(bytes: &[u8]) -> Vec<f32> {
-    bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
+/// Where a computation's user state came from, for the metric
+/// `recommendation_user_states_total{outcome}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StateOutcome {
+    /// The cached state was current: no rating since, nothing folded in.
+    Current,
+    /// The cached state took the ratings since, its fold-in updated by them.
+    Updated,
+    /// The cached state's ratings were reused, its fold-in rebuilt from them (another model,
+    /// or the periodic rebuild).
+    Refolded,
+    /// No usable cached state: every rating was read.
+    Rebuilt,
+}
+
+impl StateOutcome {
+    fn as_str(&self) -> &'static str {
+        match self {
+            StateOutcome::Current => "current",
+            StateOutcome::Updated => "updated",
+            StateOutcome::Refolded => "refolded",
+            StateOutcome::Rebuilt => "rebuilt",
+        }
+    }
+}
+
+/// A user's state as of one PostgreSQL snapshot, and what it took to get there.
+struct GatheredState {
+    state: recommend::UserState,
+    /// The ratings applied to the cached state (none when it was rebuilt).
+    changes: Vec<recommend::Change>,
+    /// The user's rating count in the same snapshot.
+    rating_count: i64,
+    /// Whether it started from the cached state.
+    from_cache: bool,
+}
+
+/// The user's state, up to date with PostgreSQL: the cached state, if any, and in one query
+/// (one snapshot) the user's row and the ratings written after the state's version, applied
+/// to it. Without a cached state the query reads all the user's ratings; so it does, in a
+/// second query, when the cached one does not agree with the snapshot (another data set).
+/// 404 for an unknown user.
+async fn gather_user_state(state: &AppState, user: UserId) -> Result<GatheredState, AppError> {
+    let key = state.cache.keys().embedding(user);
+    let cached = state
+        .cache
+        .peek_unscoped(Family::Embedding, &key)
+        .await
+        .and_then(|bytes| recommend::UserState::decode(&bytes));
+    let hooks = state.cache.hooks();
+    let since = cached.as_ref().map(|s| s.version);
+    let read = state
+        .db
+        .ratings_since(user, since)
+        .await?
+        .ok_or_else(|| user_not_found(user))?;
+    hooks
+        .at(|| Point::RatingsDelta {
+            user,
+            since,
+            rows: read.ratings.len(),
+        })
+        .await;
+    let gathered = match cached {
+        Some(mut cached)
+            if cached.agrees_with(read.rating_version, read.rating_count, &read.ratings) =>
+        {
+            let changes = cached.apply(read.rating_version, read.ratings);
+            GatheredState {
+                state: cached,
+                changes,
+                rating_count: read.rating_count,
+                from_cache: true,
+            }
+        }
+        Some(_) => {
+            let all = state
+                .db
+                .ratings_since(user, None)
+                .await?
+                .ok_or_else(|| user_not_found(user))?;
+            hooks
+                .at(|| Point::RatingsDelta {
+                    user,
+                    since: None,
+                    rows: all.ratings.len(),
+                })
+                .await;
+            GatheredState {
+                state: recommend::UserState::from_ratings(all.rating_version, all.ratings),
+                changes: Vec::new(),
+                rating_count: all.rating_count,
+                from_cache: false,
+            }
+        }
+        None => GatheredState {
+            state: recommend::UserState::from_ratings(read.rating_version, read.ratings),
+            changes: Vec::new(),
+            rating_count: read.rating_count,
+            from_cache: false,
+        },
+    };
+    hooks.at(|| Point::RatingsRead { user }).await;
+    Ok(gathered)
+}
+
+/// The catalogue to render with: the model's, unless it was read in another data set's
+/// epoch than the one this instance serves now (an import replaced titles or genres since).
+/// Then it is read again, after the pin and so at least as new as the pinned epoch, and kept
+/// for the next computations. A title an import changed is thus never rendered under the
+/// epoch that import made.
+async fn catalogue(state: &AppState, model: &LoadedModel) -> Result<Arc<Catalogue>, AppError> {
+    let held = model.catalogue();
+    if held.epoch == state.cache.epoch() {
+        return Ok(held);
+    }
+    let read = Arc::new(Catalogue::load(&state.db).await?);
+    tracing::info!(
+        epoch = format!("{:x}", read.epoch),
+        movies = read.len(),
+        "catalogue read again: the data set changed"
+    );
+    model.set_catalogue(Arc::clone(&read));
+    Ok(read)
 }
 
 #[cfg(test)]

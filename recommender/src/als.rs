@@ -85,17 +85,23 @@ pub fn solve_row(
     alpha: f32,
 ) -> Vec<f32> {
     let k = gram.nrows();
-    let mut a: Vec<f64> = gram.iter().map(|v| *v as f64).collect();
-    let mut b = vec![0.0f64; k];
-    // Frequency-scaled regularisation: a row with n interactions gets λ·(n + 1)^ν, so heavy
-    // users and popular items are not fitted more tightly than the rest.
-    let scaled = reg.lambda as f64 * (row.len() as f64 + 1.0).powf(reg.exponent as f64);
-    for p in 0..k {
-        a[p * k + p] += scaled;
-    }
     if row.is_empty() {
         return vec![0.0; k];
     }
+    let (m, b) = rating_sums(fixed, row, alpha);
+    let gram: Vec<f64> = gram.iter().map(|v| *v as f64).collect();
+    solve_equations(&gram, &m, b, row.len(), reg)
+}
+
+/// The parts of a row's normal equations that depend on its interactions: `M = Y_uᵀ(C_u −
+/// I)Y_u` (row-major `k × k`) and `b = Y_uᵀ C_u 1`.
+pub(crate) fn rating_sums(
+    fixed: &ArrayView2<f32>,
+    row: &[(u32, f32)],
+    alpha: f32,
+) -> (Vec<f64>, Vec<f64>) {
+    let k = fixed.ncols();
+    let mut b = vec![0.0f64; k];
     // Y_u scaled by sqrt(c − 1), so that Y_uᵀ(C_u − I)Y_u is one matrix product.
     let mut gathered = Array2::<f32>::zeros((row.len(), k));
     for (r, &(j, rating)) in row.iter().enumerate() {
@@ -107,9 +113,37 @@ pub fn solve_row(
             b[p] += (c * v) as f64;
         }
     }
-    let update = gathered.t().dot(&gathered);
-    for (slot, v) in a.iter_mut().zip(update.iter()) {
-        *slot += *v as f64;
+    let m = gathered
+        .t()
+        .dot(&gathered)
+        .iter()
+        .map(|v| *v as f64)
+        .collect();
+    (m, b)
+}
+
+/// Solves `(G + λ(n + 1)^ν I + M) x = b` for a row with `n` interactions, `G` and `M`
+/// row-major `k × k`; zero when `n` is 0 or the system is not positive definite.
+pub(crate) fn solve_equations(
+    gram: &[f64],
+    m: &[f64],
+    mut b: Vec<f64>,
+    n: usize,
+    reg: Regularisation,
+) -> Vec<f32> {
+    let k = b.len();
+    if n == 0 {
+        return vec![0.0; k];
+    }
+    // Frequency-scaled regularisation: a row with n interactions gets λ·(n + 1)^ν, so heavy
+    // users and popular items are not fitted more tightly than the rest.
+    let scaled = reg.lambda as f64 * (n as f64 + 1.0).powf(reg.exponent as f64);
+    let mut a = gram.to_vec();
+    for p in 0..k {
+        a[p * k + p] += scaled;
+    }
+    for (slot, v) in a.iter_mut().zip(m) {
+        *slot += v;
     }
     if !cholesky_solve(&mut a, &mut b, k) {
         return vec![0.0; k];

@@ -9,6 +9,7 @@
 //! - [`als`]: training, deterministic for a seed, with the loss of every epoch.
 //! - [`model`]: the served part: item factors, fold-in of a user from their ratings (no
 //!   retraining), scoring of every movie and top-N selection without seen movies.
+//! - [`user_step`]: one user's fold-in kept as normal equations, updated rating by rating.
 //! - [`evaluation`]: the protocol of `origin eval` (75/25 split, validation grid, baseline).
 //! - [`metrics`]: per-user splits, precision/recall/NDCG@k, coverage, a popularity baseline.
 //! - [`linalg`]: the small dense solve the two steps above need.
@@ -19,3 +20,4 @@ pub mod evaluation;
 pub mod linalg;
 pub mod metrics;
 pub mod model;
+pub mod user_step;

@@ -1,8 +1,11 @@
 //! The served model: item factors plus what fold-in needs. A user's vector is never stored
 //! in the model: it is solved from the user's current ratings against the item factors (the
-//! ALS user step), so a rating made after training counts at once, without retraining.
+//! ALS user step), so a rating made after training counts at once, without retraining. The
+//! step's normal equations can be kept per user ([`UserEquations`]) and updated rating by
+//! rating ([`ItemModel::rate`], [`ItemModel::unrate`]) instead of rebuilt.
 
-use crate::als::{Regularisation, solve_row};
+use crate::als::{Regularisation, rating_sums, solve_equations, solve_row};
+use crate::user_step::UserEquations;
 use ndarray::{Array1, Array2, ArrayView1};
 
 /// Item factors and the fold-in parameters.
@@ -10,6 +13,8 @@ use ndarray::{Array1, Array2, ArrayView1};
 pub struct ItemModel {
     items: Array2<f32>,
     gram: Array2<f32>,
+    /// `gram` in f64, row-major: what every solve starts from.
+    gram64: Vec<f64>,
     reg: Regularisation,
     alpha: f32,
 }
@@ -19,9 +24,11 @@ impl ItemModel {
     /// and confidence scale (fold-in solves the same user step).
     pub fn new(items: Array2<f32>, reg: Regularisation, alpha: f32) -> Self {
         let gram = items.t().dot(&items);
+        let gram64 = gram.iter().map(|v| *v as f64).collect();
         ItemModel {
             items,
             gram,
+            gram64,
             reg,
             alpha,
         }
@@ -50,6 +57,52 @@ impl ItemModel {
             ratings,
             self.reg,
             self.alpha,
+        ))
+    }
+
+    /// The normal equations of a user with `ratings` `(item index, rating)`, built from
+    /// scratch: the same sums, in the same arithmetic, as [`ItemModel::fold_in`].
+    pub fn equations(&self, ratings: &[(u32, f32)]) -> UserEquations {
+        let (m, b) = rating_sums(&self.items.view(), ratings, self.alpha);
+        UserEquations::from_sums(self.factors(), ratings.len(), m, b)
+    }
+
+    /// Adds a rating of `item` to `equations` (a new rating; for a replaced one, [`unrate`]
+    /// the old value first). O(k²).
+    ///
+    /// [`unrate`]: ItemModel::unrate
+    pub fn rate(&self, equations: &mut UserEquations, item: u32, rating: f32) {
+        self.update(equations, item, rating, 1.0);
+    }
+
+    /// Removes a rating of `item` that `equations` holds, with the value it was added with.
+    pub fn unrate(&self, equations: &mut UserEquations, item: u32, rating: f32) {
+        self.update(equations, item, rating, -1.0);
+    }
+
+    fn update(&self, equations: &mut UserEquations, item: u32, rating: f32, sign: f64) {
+        let y = self.items.row(item as usize);
+        let c = 1.0 + self.alpha * rating;
+        match y.as_slice() {
+            Some(y) => equations.update(y, c, sign),
+            None => equations.update(&y.to_vec(), c, sign),
+        }
+    }
+
+    /// The user's vector from their equations: what [`ItemModel::fold_in`] gives for the
+    /// ratings they hold.
+    pub fn solve(&self, equations: &UserEquations) -> Array1<f32> {
+        assert_eq!(
+            equations.factors(),
+            self.factors(),
+            "equations of another model"
+        );
+        Array1::from(solve_equations(
+            &self.gram64,
+            equations.m(),
+            equations.b().to_vec(),
+            equations.len(),
+            self.reg,
         ))
     }
 
@@ -101,6 +154,118 @@ mod tests {
         assert_eq!(ItemModel::top_n(&scores, &[1], 2), vec![(3, 0.7), (2, 0.5)]);
         assert_eq!(ItemModel::top_n(&scores, &[], 10).len(), 5);
         assert!(ItemModel::top_n(&scores, &[0, 1, 2, 3, 4], 3).is_empty());
+    }
+
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    fn random_model(rng: &mut ChaCha8Rng, n_items: usize, k: usize) -> ItemModel {
+        let items = Array2::from_shape_simple_fn((n_items, k), || rng.random_range(-0.3f32..0.3));
+        ItemModel::new(
+            items,
+            Regularisation {
+                lambda: rng.random_range(0.5..5.0),
+                exponent: rng.random_range(0.0..1.0),
+            },
+            rng.random_range(0.25..2.0),
+        )
+    }
+
+    fn random_rating(rng: &mut ChaCha8Rng) -> f32 {
+        rng.random_range(1..=10u8) as f32 / 2.0
+    }
+
+    /// The largest difference between two vectors, relative to the larger norm (at least 1).
+    fn relative_gap(a: &Array1<f32>, b: &Array1<f32>) -> f32 {
+        let norm = a.dot(a).sqrt().max(b.dot(b).sqrt()).max(1.0);
+        let gap = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
+        gap / norm
+    }
+
+    /// Float tolerance between an updated and a from-scratch solve: the from-scratch sums are
+    /// accumulated in f32, the updated ones in f64.
+    const TOLERANCE: f32 = 1e-4;
+
+    #[test]
+    fn equations_from_scratch_solve_to_fold_in_exactly() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let model = random_model(&mut rng, 40, 12);
+        let ratings: Vec<(u32, f32)> = (0..15).map(|i| (i * 2, random_rating(&mut rng))).collect();
+        assert_eq!(
+            model.solve(&model.equations(&ratings)),
+            model.fold_in(&ratings)
+        );
+        assert!(model.solve(&model.equations(&[])).iter().all(|v| *v == 0.0));
+    }
+
+    #[test]
+    fn adding_a_rating_equals_folding_in_from_scratch() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let model = random_model(&mut rng, 30, 16);
+        let mut ratings = vec![(3, 4.0), (7, 2.5), (11, 5.0)];
+        let mut equations = model.equations(&ratings);
+        model.rate(&mut equations, 20, 3.5);
+        ratings.push((20, 3.5));
+        assert_eq!(equations.len(), 4);
+        let gap = relative_gap(&model.solve(&equations), &model.fold_in(&ratings));
+        assert!(gap < TOLERANCE, "{gap}");
+    }
+
+    #[test]
+    fn replacing_a_rating_equals_folding_in_from_scratch() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let model = random_model(&mut rng, 30, 16);
+        let mut ratings = vec![(3, 4.0), (7, 2.5), (11, 5.0)];
+        let mut equations = model.equations(&ratings);
+        model.unrate(&mut equations, 7, 2.5);
+        model.rate(&mut equations, 7, 0.5);
+        ratings[1] = (7, 0.5);
+        assert_eq!(equations.len(), 3, "a replaced rating is not one more");
+        let gap = relative_gap(&model.solve(&equations), &model.fold_in(&ratings));
+        assert!(gap < TOLERANCE, "{gap}");
+    }
+
+    /// Property: for random models (8 to 64 factors) and random runs of new and replaced
+    /// ratings, starting from none or from a history, the updated equations solve to the
+    /// from-scratch fold-in of the ratings held, after every step.
+    #[test]
+    fn any_run_of_updates_equals_folding_in_from_scratch() {
+        for seed in 0..40u64 {
+            let mut rng = ChaCha8Rng::seed_from_u64(100 + seed);
+            let k = [8, 16, 32, 64][seed as usize % 4];
+            let n_items = rng.random_range(k..4 * k + 40);
+            let model = random_model(&mut rng, n_items, k);
+            let history = rng.random_range(0..n_items / 2);
+            let mut ratings: Vec<(u32, f32)> = Vec::new();
+            for item in 0..n_items as u32 {
+                if ratings.len() < history && rng.random_bool(0.5) {
+                    ratings.push((item, random_rating(&mut rng)));
+                }
+            }
+            let mut equations = model.equations(&ratings);
+            for step in 0..rng.random_range(1..60) {
+                let item = rng.random_range(0..n_items as u32);
+                let rating = random_rating(&mut rng);
+                match ratings.iter_mut().find(|(i, _)| *i == item) {
+                    Some(held) => {
+                        model.unrate(&mut equations, item, held.1);
+                        held.1 = rating;
+                    }
+                    None => ratings.push((item, rating)),
+                }
+                model.rate(&mut equations, item, rating);
+                assert_eq!(equations.len(), ratings.len());
+                let gap = relative_gap(&model.solve(&equations), &model.fold_in(&ratings));
+                assert!(
+                    gap < TOLERANCE,
+                    "seed {seed}, k {k}, step {step}: {gap} apart"
+                );
+            }
+        }
     }
 
     #[test]

@@ -19,7 +19,8 @@ pub enum Family {
     Profile,
     /// One movie's metadata.
     Metadata,
-    /// A user's embedding (binary f32).
+    /// A user's state for the recommender (binary: their ratings as of a PostgreSQL version,
+    /// the folded-in embedding and what updates it), brought up to date, never invalidated.
     Embedding,
     /// The genre list and each genre's top list.
     Genres,
@@ -177,7 +178,12 @@ mod tests {
         let k = KeySpace::new("t1").unwrap();
         let prefixes = k.shared_prefixes();
         let tracked = |key: &str| prefixes.iter().any(|p| key.starts_with(p.as_str()));
-        for shared in [k.movie(MovieId(7)), k.popular(), k.genres(), k.genre_top("drama")] {
+        for shared in [
+            k.movie(MovieId(7)),
+            k.popular(),
+            k.genres(),
+            k.genre_top("drama"),
+        ] {
             assert!(tracked(&shared), "{shared} is tracked");
         }
         for personal in [
@@ -194,7 +200,12 @@ mod tests {
                 assert!(a == b || !(a.starts_with(b.as_str()) || b.starts_with(a.as_str())));
             }
         }
-        assert!(!KeySpace::new("t2").unwrap().movie(MovieId(7)).starts_with(&prefixes[0]));
+        assert!(
+            !KeySpace::new("t2")
+                .unwrap()
+                .movie(MovieId(7))
+                .starts_with(&prefixes[0])
+        );
     }
 
     #[test]

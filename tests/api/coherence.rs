@@ -56,7 +56,11 @@ async fn stats(app: &TestApp) -> serde_json::Value {
 }
 
 /// Reads across both instances while the pairs run: lists, metadata, other users' values.
-fn background_load(a: &TestApp, b: &TestApp, stop: Arc<AtomicBool>) -> Vec<tokio::task::JoinHandle<u64>> {
+fn background_load(
+    a: &TestApp,
+    b: &TestApp,
+    stop: Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<u64>> {
     let targets = [a.addr, b.addr];
     let tokens: Vec<(i32, String)> = (400..420).map(|u| (u, a.user_token(u))).collect();
     (0..4)
@@ -115,7 +119,11 @@ async fn a_rating_on_one_instance_is_never_hidden_by_the_others_tier() {
                 assert_eq!(before.rating_count, count);
                 let (_, held) = reader.recommendations(user, "").await;
                 // Rate the reader's top recommendation: it must leave the list at once.
-                let movie = held.items.first().map(|r| r.movie_id).unwrap_or(recs.items[0].movie_id);
+                let movie = held
+                    .items
+                    .first()
+                    .map(|r| r.movie_id)
+                    .unwrap_or(recs.items[0].movie_id);
                 let written = writer.rate(user, movie.into(), 4.0).await;
                 assert_eq!(written.status(), 201, "user {user} rates movie {movie}");
                 count += 1;
@@ -142,9 +150,15 @@ async fn a_rating_on_one_instance_is_never_hidden_by_the_others_tier() {
         background += task.await.expect("background load");
     }
     let pairs = pairs.load(Ordering::Relaxed);
-    eprintln!("{pairs} write/read pairs across two instances, {background} reads of load meanwhile");
+    eprintln!(
+        "{pairs} write/read pairs across two instances, {background} reads of load meanwhile"
+    );
     assert_eq!(pairs, (USERS.len() * PAIRS_PER_USER) as u64);
-    assert_eq!(stale.load(Ordering::Relaxed), 0, "stale reads after a write on the other instance");
+    assert_eq!(
+        stale.load(Ordering::Relaxed),
+        0,
+        "stale reads after a write on the other instance"
+    );
     assert!(background > 0);
 
     // The pairs were served from the tiers where nothing had changed: each reader read the
@@ -269,5 +283,8 @@ async fn a_lost_connection_ends_the_tracking_session_and_what_was_read_in_it() {
     assert_eq!(app.get(popular).await.status(), 200);
     assert_eq!(app.state.cache.local_snapshot().tier.hits, held.tier.hits);
     assert_eq!(app.get(popular).await.status(), 200);
-    assert_eq!(app.state.cache.local_snapshot().tier.hits, held.tier.hits + 1);
+    assert_eq!(
+        app.state.cache.local_snapshot().tier.hits,
+        held.tier.hits + 1
+    );
 }

@@ -12,6 +12,7 @@ mod edge_cors;
 mod edge_instances;
 mod errors;
 mod fuzz;
+mod incremental;
 mod load;
 mod ops;
 mod recommender;

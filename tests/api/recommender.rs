@@ -5,7 +5,6 @@ use origin::model::{load_ratings, train_and_store};
 use recommender::als::AlsParams;
 use serde_json::Value;
 use shared::dto::Recommendations;
-use shared::params::UserId;
 use tests::{TestApp, fresh_database, redis_mode, redis_url, test_settings};
 
 async fn genres_of(app: &TestApp, movies: &[i32]) -> Vec<Vec<String>> {
@@ -234,44 +233,6 @@ async fn users_without_ratings_get_results() {
         assert_eq!(r.items.len(), 10, "{strategy}");
         assert_eq!(r.items[0].title, "Star Wars", "{strategy}: popular first");
     }
-}
-
-#[tokio::test]
-async fn embeddings_are_cached_as_binary_f32_and_invalidated_by_a_rating() {
-    let app = TestApp::spawn().await;
-    app.recommendations(3, "?strategy=collaborative").await;
-    let key = app.state.cache.keys().embedding(UserId(3));
-    let redis = app.state.cache.redis();
-    let raw: Vec<u8> = redis.query(redis::cmd("GET").arg(&key)).await.unwrap();
-    let body = &raw[raw.iter().position(|b| *b == b'\n').unwrap() + 1..];
-    let factors = app.state.model.get().unwrap().params.factors;
-    assert_eq!(
-        body.len(),
-        factors * 4,
-        "{factors} little-endian f32, not JSON"
-    );
-    let ttl: i64 = redis.query(redis::cmd("TTL").arg(&key)).await.unwrap();
-    let grace = app.state.settings.cache_stale_grace_secs as i64;
-    assert!(
-        (544_320..=604_800).contains(&(ttl - grace)),
-        "7 days: {ttl}"
-    );
-
-    let family = shared::cache_key::Family::Embedding;
-    let before = app.state.cache.stats().snapshot(family).computations;
-    app.recommendations(3, "?strategy=collaborative&n=11").await;
-    assert_eq!(
-        app.state.cache.stats().snapshot(family).computations,
-        before,
-        "cached embedding reused"
-    );
-    app.rate(3, 1, 4.0).await;
-    app.recommendations(3, "?strategy=collaborative").await;
-    assert_eq!(
-        app.state.cache.stats().snapshot(family).computations,
-        before + 1,
-        "a rating invalidates it"
-    );
 }
 
 #[tokio::test]

@@ -407,8 +407,17 @@ async fn a_rating_during_a_computation_is_never_hidden_by_it() {
 
     let (_, served) = app.recommendations(user, query).await;
     assert!(served.items.iter().all(|i| i.movie_id != movie));
-    // The same, computed from nothing cached (a new generation: no embedding, no list).
+    // The same, computed from nothing cached (a new generation: no list; no recommender
+    // state either).
     assert!(app.state.cache.invalidate_user(UserId(user)).await);
+    let state_key = app.state.cache.keys().embedding(UserId(user));
+    let _: i64 = app
+        .state
+        .cache
+        .redis()
+        .query(redis::cmd("DEL").arg(&state_key))
+        .await
+        .unwrap();
     let (status, fresh) = app.recommendations(user, query).await;
     assert_eq!(status, "origin; fwd=miss; stored");
     assert_eq!(

@@ -104,12 +104,7 @@ pub struct Redis {
 impl Redis {
     /// A handle that connects in the background; `urls` holds one URL, or the cluster's nodes.
     /// What Redis pushes (and the notice of a lost connection) is given to `on_push`.
-    pub fn new(
-        mode: RedisMode,
-        urls: Vec<String>,
-        timeout: Duration,
-        on_push: OnPush,
-    ) -> Self {
+    pub fn new(mode: RedisMode, urls: Vec<String>, timeout: Duration, on_push: OnPush) -> Self {
         let redis = Redis {
             inner: Arc::new(Inner {
                 mode,

@@ -221,7 +221,10 @@ impl Cache {
             // A connection lost meanwhile may have been one just set up: try again.
             Ok(()) if tracking.losses.load(Ordering::Acquire) == losses => {
                 let id = tracking.start();
-                tracing::info!(session = id, "redis tracking on: the local tier serves shared values");
+                tracing::info!(
+                    session = id,
+                    "redis tracking on: the local tier serves shared values"
+                );
             }
             Ok(()) => {}
             Err(err) => tracing::debug!(error = %err, "redis tracking not started"),
@@ -232,8 +235,9 @@ impl Cache {
         self.inner.pending.lock().expect("pending lock poisoned")
     }
 
-    /// Invalidates everything cached for `user` (recommendations of every `n` and strategy,
-    /// profile, embedding) with one command. Returns whether Redis acknowledged it; if not, it
+    /// Invalidates the values cached for `user` (recommendations of every `n` and strategy,
+    /// profile) with one command; the recommender state is brought up to date instead (see
+    /// `reads::recommendations`). Returns whether Redis acknowledged it; if not, it
     /// is retried and this instance bypasses the user's cached values until it succeeds.
     pub async fn invalidate_user(&self, user: UserId) -> bool {
         let ok = self.replace_generation(user).await;
@@ -241,7 +245,6 @@ impl Cache {
             for family in [
                 shared::cache_key::Family::Recommendations,
                 shared::cache_key::Family::Profile,
-                shared::cache_key::Family::Embedding,
             ] {
                 self.inner
                     .stats

@@ -96,14 +96,8 @@ mod tests {
     #[test]
     fn an_expired_entry_is_stale_for_the_grace_period_then_unusable() {
         let e = entry(7, None);
-        assert_eq!(
-            decide(&e, SHARED, 2_000, 60),
-            Decision::Stale { ttl: 0 }
-        );
-        assert_eq!(
-            decide(&e, SHARED, 2_059, 60),
-            Decision::Stale { ttl: -59 }
-        );
+        assert_eq!(decide(&e, SHARED, 2_000, 60), Decision::Stale { ttl: 0 });
+        assert_eq!(decide(&e, SHARED, 2_059, 60), Decision::Stale { ttl: -59 });
         assert_eq!(decide(&e, SHARED, 2_060, 60), Decision::Unusable);
     }
 

@@ -385,7 +385,10 @@ impl Cache {
         let epoch = self.epoch();
         let mut generation = None;
         if let Some(value) = self.inner.local.get(&key) {
-            match self.lookup_local(family, &key, &scope, value, epoch, now).await {
+            match self
+                .lookup_local(family, &key, &scope, value, epoch, now)
+                .await
+            {
                 Local::Hit(served, generation) => {
                     self.inner.local.count(true);
                     stats.record(family, Event::LocalHit(cause));
@@ -409,10 +412,7 @@ impl Cache {
                 (false, None, None)
             }
         };
-        let pinned = Pinned {
-            generation,
-            epoch,
-        };
+        let pinned = Pinned { generation, epoch };
         let tag = pinned.tag(&scope);
         let wanted = Wanted {
             epoch,
@@ -667,8 +667,14 @@ impl Cache {
 
     /// Stores a by-product read back with [`Cache::peek_unscoped`].
     pub async fn store_unscoped(&self, family: Family, key: &str, epoch: u64, computed: Computed) {
-        self.store(family, key, &Scope::Global, &Pinned::global(epoch), computed)
-            .await
+        self.store(
+            family,
+            key,
+            &Scope::Global,
+            &Pinned::global(epoch),
+            computed,
+        )
+        .await
     }
 
     /// Waits until no background refresh started by this cache is running (tests: "nothing

@@ -148,9 +148,7 @@ struct Exported {
 impl Exported {
     fn new(family: Family) -> Exported {
         let f = family.as_str();
-        let computed = |cause: Cause| {
-            metrics::counter!("cache_computations_total", "family" => f, "cause" => cause.as_str())
-        };
+        let computed = |cause: Cause| metrics::counter!("cache_computations_total", "family" => f, "cause" => cause.as_str());
         Exported {
             hits: metrics::counter!("cache_hits_total", "family" => f, "source" => "client"),
             warm_hits: metrics::counter!("cache_hits_total", "family" => f, "source" => "warm"),
