@@ -55,6 +55,10 @@ pub struct RatingsSince {
     pub rating_count: i64,
     /// The user's rating version: ratings stamped up to it are all in this snapshot.
     pub rating_version: i64,
+    /// The sum of the user's ratings (for the profile's average).
+    pub rating_sum: f64,
+    /// When the user last rated.
+    pub last_rated_at: Option<chrono::DateTime<chrono::Utc>>,
     /// The ratings written after the version asked for (all of them when none was given).
     pub ratings: Vec<UserRating>,
 }
@@ -268,12 +272,12 @@ impl Db {
         user: UserId,
         since: Option<i64>,
     ) -> Result<Option<RatingsSince>, AppError> {
-        const ALL: &str = "SELECT u.rating_count, u.rating_version, r.movie_id, r.rating, r.rated_at \
-             FROM users u LEFT JOIN ratings r ON r.user_id = u.id WHERE u.id = $1";
+        const ALL: &str = "SELECT u.rating_count, u.rating_version, r.movie_id, r.rating, r.rated_at, \
+             u.rating_sum, u.last_rated_at FROM users u LEFT JOIN ratings r ON r.user_id = u.id WHERE u.id = $1";
         // `version > 0` is implied by `version > $2` (a state's version is never negative) and
         // lets the planner use the partial index with any value of $2.
-        const SINCE: &str = "SELECT u.rating_count, u.rating_version, r.movie_id, r.rating, r.rated_at \
-             FROM users u LEFT JOIN ratings r \
+        const SINCE: &str = "SELECT u.rating_count, u.rating_version, r.movie_id, r.rating, r.rated_at, \
+             u.rating_sum, u.last_rated_at FROM users u LEFT JOIN ratings r \
                ON r.user_id = u.id AND r.version > $2 AND r.version > 0 \
              WHERE u.id = $1";
         let rows = match since {
@@ -292,6 +296,8 @@ impl Db {
         let mut read = RatingsSince {
             rating_count: first.try_get::<i32, _>(0)? as i64,
             rating_version: first.try_get(1)?,
+            rating_sum: first.try_get(5)?,
+            last_rated_at: first.try_get(6)?,
             ratings: Vec::with_capacity(rows.len()),
         };
         // A user without (new) ratings is one row of NULLs on the ratings side.

@@ -159,11 +159,15 @@ pub async fn genre_top(state: &AppState, genre: Genre) -> Result<Served, AppErro
         .await
 }
 
-/// A user's profile.
+/// A user's profile. With a model loaded, it is made from the user's recommender state
+/// brought up to date by one query (see [`gather_user_state`]): after a rating, no
+/// aggregation over the user's history runs in PostgreSQL. The state is read, never stored
+/// here (only a computation that also folds it in stores it). Without a model, PostgreSQL
+/// computes it.
 pub async fn profile(state: &AppState, user: UserId) -> Result<Served, AppError> {
     let key = state.cache.keys().profile(user);
     let ttl = ttl_secs(Family::Profile, false, &key);
-    let db = state.db.clone();
+    let state_for_compute = state.clone();
     state
         .cache
         .get_or_compute(
@@ -171,9 +175,15 @@ pub async fn profile(state: &AppState, user: UserId) -> Result<Served, AppError>
             key,
             Scope::User(user),
             move |_| async move {
-                let profile: Profile = db.profile(user).await?.ok_or_else(|| {
-                    AppError::not_found("user_not_found", format!("user {} does not exist", user.0))
-                })?;
+                let state = state_for_compute;
+                let profile = match state.model.get() {
+                    Some(model) => profile_from_state(&state, &model, user).await?,
+                    None => state
+                        .db
+                        .profile(user)
+                        .await?
+                        .ok_or_else(|| user_not_found(user))?,
+                };
                 Ok(Computed {
                     body: json(&profile)?,
                     ttl_secs: ttl,
@@ -181,6 +191,33 @@ pub async fn profile(state: &AppState, user: UserId) -> Result<Served, AppError>
             },
         )
         .await
+}
+
+/// The profile `Db::profile` computes, from the user's state and the catalogue.
+async fn profile_from_state(
+    state: &AppState,
+    model: &LoadedModel,
+    user: UserId,
+) -> Result<Profile, AppError> {
+    let gathered = gather_user_state(state, user).await?;
+    let catalogue = catalogue(state, model).await?;
+    let genres: Genres = parse(&genres(state).await?)?;
+    let count = gathered.rating_count;
+    Ok(Profile {
+        user_id: user.0,
+        rating_count: count,
+        avg_rating: (count > 0)
+            .then(|| ((gathered.rating_sum / count as f64) * 1000.0).round() / 1000.0),
+        favourite_genres: recommend::favourite_genres(
+            gathered.state.ratings(),
+            &catalogue,
+            &genres.genres,
+            3,
+        ),
+        last_activity: gathered
+            .last_rated_at
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+    })
 }
 
 /// A user's recommendations; power users' live 24 h, others' 1 h. Values computed with a
@@ -354,6 +391,10 @@ struct GatheredState {
     rating_count: i64,
     /// Whether it started from the cached state.
     from_cache: bool,
+    /// The sum of the user's ratings, in the same snapshot.
+    rating_sum: f64,
+    /// When the user last rated, in the same snapshot.
+    last_rated_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The user's state, up to date with PostgreSQL: the cached state, if any, and in one query
@@ -392,6 +433,8 @@ async fn gather_user_state(state: &AppState, user: UserId) -> Result<GatheredSta
                 changes,
                 rating_count: read.rating_count,
                 from_cache: true,
+                rating_sum: read.rating_sum,
+                last_rated_at: read.last_rated_at,
             }
         }
         Some(_) => {
@@ -412,6 +455,8 @@ async fn gather_user_state(state: &AppState, user: UserId) -> Result<GatheredSta
                 changes: Vec::new(),
                 rating_count: all.rating_count,
                 from_cache: false,
+                rating_sum: all.rating_sum,
+                last_rated_at: all.last_rated_at,
             }
         }
         None => GatheredState {
@@ -419,6 +464,8 @@ async fn gather_user_state(state: &AppState, user: UserId) -> Result<GatheredSta
             changes: Vec::new(),
             rating_count: read.rating_count,
             from_cache: false,
+            rating_sum: read.rating_sum,
+            last_rated_at: read.last_rated_at,
         },
     };
     hooks.at(|| Point::RatingsRead { user }).await;
