@@ -174,6 +174,21 @@ async fn a_rating_on_one_instance_is_never_hidden_by_the_others_tier() {
         assert!(local["size_bytes"].as_u64().unwrap() > 0, "{local}");
         assert!(local["size_bytes"].as_u64() <= local["capacity_bytes"].as_u64());
     }
+    let metrics = b.get("/metrics").await.text().await.unwrap();
+    let gauge = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix(name)?
+                    .strip_prefix(' ')?
+                    .parse::<f64>()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("{name} in /metrics"))
+    };
+    assert!(gauge("cache_local_bytes") > 0.0);
+    assert!(gauge("cache_local_bytes") <= gauge("cache_local_capacity_bytes"));
+    assert_eq!(gauge("cache_tracking_live"), 1.0);
     assert_eq!(stats(&a).await["local"]["instance"], "first");
     assert_eq!(stats(&b).await["local"]["instance"], "second");
 }
