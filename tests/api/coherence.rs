@@ -303,3 +303,48 @@ async fn a_lost_connection_ends_the_tracking_session_and_what_was_read_in_it() {
         held.tier.hits + 1
     );
 }
+
+#[tokio::test]
+async fn the_local_tier_follows_the_clock_refreshing_early_and_never_serving_past_freshness() {
+    let (app, _other) = two_instances(100).await;
+    let path = "/movies/7";
+    let read = || async {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), 200);
+        tests::cache_status(&response)
+    };
+    read().await;
+    let hits = || app.state.cache.local_snapshot().tier.hits;
+    let held = hits();
+    let status = read().await;
+    assert!(status.starts_with("origin; hit"), "{status}");
+    assert_eq!(hits(), held + 1, "served by the tier");
+    let ttl: i64 = status
+        .split("ttl=")
+        .nth(1)
+        .and_then(|t| t.split(';').next())
+        .and_then(|t| t.trim().parse().ok())
+        .expect("a hit's ttl");
+
+    // Into the last tenth of its life: still served from the tier, and refreshed once in the
+    // background.
+    let refreshes = || {
+        app.state
+            .cache
+            .stats()
+            .snapshot(shared::cache_key::Family::Metadata)
+            .refresh_computations
+    };
+    let before = refreshes();
+    app.state.cache.clock().advance(ttl - ttl / 20);
+    assert!(read().await.starts_with("origin; hit"));
+    assert_eq!(hits(), held + 2);
+    app.state.cache.settled().await;
+    assert_eq!(refreshes(), before + 1, "one early refresh");
+
+    // Past the refreshed value's freshness too: never served from the tier.
+    app.state.cache.clock().advance(3 * 24 * 3600);
+    let status = read().await;
+    assert!(status.starts_with("origin; fwd="), "{status}");
+    assert_eq!(hits(), held + 2, "an expired value is not served locally");
+}
