@@ -122,6 +122,12 @@ impl Tracking {
         id
     }
 
+    /// Counts a change this instance made itself (its own writes bring no notice): a value
+    /// read before it is not kept locally either.
+    fn note_own_change(&self) {
+        self.notices.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// Sessions started since this instance started (1 after the first connection).
     pub(super) fn sessions_started(&self) -> u64 {
         self.sessions_started.load(Ordering::Relaxed)
@@ -192,10 +198,12 @@ impl Cache {
                 if cache.inner.tracking.session() == 0 {
                     cache.start_session().await;
                 }
-                let tracking = std::sync::Arc::clone(&cache.inner);
+                // Only the tracking state is held while waiting: the cache itself may be dropped
+                // meanwhile, which ends this loop.
+                let tracking = std::sync::Arc::clone(&cache.inner.tracking);
                 drop(cache);
                 tokio::select! {
-                    _ = tracking.tracking.ended.notified() => {}
+                    _ = tracking.ended.notified() => {}
                     _ = tokio::time::sleep(Duration::from_millis(250)) => {}
                 }
             }
@@ -270,6 +278,7 @@ impl Cache {
     /// other instances). Keys Redis does not acknowledge are retried, and bypassed by this
     /// instance until then.
     pub async fn invalidate_keys(&self, family: shared::cache_key::Family, keys: Vec<String>) {
+        self.inner.tracking.note_own_change();
         for key in &keys {
             self.inner.local.invalidate(key);
         }

@@ -853,6 +853,6 @@ pub struct LocalTierStats {
     pub tracking_session: u64,
     /// Tracking sessions started (more than 1: connections to Redis were lost and remade).
     pub tracking_sessions_started: u64,
-    /// Notices of changed keys received from Redis.
+    /// Changes of shared keys this instance heard of: Redis's notices, and its own deletions.
     pub tracking_notices: u64,
 }
