@@ -83,8 +83,9 @@ impl Rendered {
     }
 }
 
-/// How many renderings of one value are kept (a list is served at several `limit`s; the most
-/// asked are kept, the rest rendered per request).
+/// How many renderings of one value are kept (a list is served at several `limit`s; the first
+/// ones asked are kept, any further one is rendered per request). The load generator asks
+/// four (10, 20, 50, 100).
 const RENDERINGS_KEPT: usize = 8;
 
 /// A value as this instance holds it: the entry, plus what was derived from it once (its
