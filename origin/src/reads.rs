@@ -409,67 +409,69 @@ async fn gather_user_state(state: &AppState, user: UserId) -> Result<GatheredSta
         .peek_unscoped(Family::Embedding, &key)
         .await
         .and_then(|bytes| recommend::UserState::decode(&bytes));
-    let hooks = state.cache.hooks();
-    let since = cached.as_ref().map(|s| s.version);
+    let mut read = read_ratings_since(state, user, cached.as_ref().map(|s| s.version)).await?;
+    let gathered = match cached {
+        Some(mut cached)
+            if cached.agrees_with(read.rating_version, read.rating_count, &read.ratings) =>
+        {
+            let changes = cached.apply(read.rating_version, std::mem::take(&mut read.ratings));
+            GatheredState::from_row(cached, changes, true, &read)
+        }
+        Some(_) => GatheredState::rebuilt(read_ratings_since(state, user, None).await?),
+        None => GatheredState::rebuilt(read),
+    };
+    state.cache.hooks().at(|| Point::RatingsRead { user }).await;
+    Ok(gathered)
+}
+
+/// The user's row and their ratings after `since` (all of them for `None`); 404 for an
+/// unknown user. Announced to the test seams with what it read.
+async fn read_ratings_since(
+    state: &AppState,
+    user: UserId,
+    since: Option<i64>,
+) -> Result<crate::db::RatingsSince, AppError> {
     let read = state
         .db
         .ratings_since(user, since)
         .await?
         .ok_or_else(|| user_not_found(user))?;
-    hooks
+    state
+        .cache
+        .hooks()
         .at(|| Point::RatingsDelta {
             user,
             since,
             rows: read.ratings.len(),
         })
         .await;
-    let gathered = match cached {
-        Some(mut cached)
-            if cached.agrees_with(read.rating_version, read.rating_count, &read.ratings) =>
-        {
-            let changes = cached.apply(read.rating_version, read.ratings);
-            GatheredState {
-                state: cached,
-                changes,
-                rating_count: read.rating_count,
-                from_cache: true,
-                rating_sum: read.rating_sum,
-                last_rated_at: read.last_rated_at,
-            }
-        }
-        Some(_) => {
-            let all = state
-                .db
-                .ratings_since(user, None)
-                .await?
-                .ok_or_else(|| user_not_found(user))?;
-            hooks
-                .at(|| Point::RatingsDelta {
-                    user,
-                    since: None,
-                    rows: all.ratings.len(),
-                })
-                .await;
-            GatheredState {
-                state: recommend::UserState::from_ratings(all.rating_version, all.ratings),
-                changes: Vec::new(),
-                rating_count: all.rating_count,
-                from_cache: false,
-                rating_sum: all.rating_sum,
-                last_rated_at: all.last_rated_at,
-            }
-        }
-        None => GatheredState {
-            state: recommend::UserState::from_ratings(read.rating_version, read.ratings),
-            changes: Vec::new(),
+    Ok(read)
+}
+
+impl GatheredState {
+    /// A state made from every rating of `all`.
+    fn rebuilt(mut all: crate::db::RatingsSince) -> Self {
+        let ratings = std::mem::take(&mut all.ratings);
+        let state = recommend::UserState::from_ratings(all.rating_version, ratings);
+        GatheredState::from_row(state, Vec::new(), false, &all)
+    }
+
+    /// `state`, with the user's row as `read` shows it.
+    fn from_row(
+        state: recommend::UserState,
+        changes: Vec<recommend::Change>,
+        from_cache: bool,
+        read: &crate::db::RatingsSince,
+    ) -> Self {
+        GatheredState {
+            state,
+            changes,
             rating_count: read.rating_count,
-            from_cache: false,
+            from_cache,
             rating_sum: read.rating_sum,
             last_rated_at: read.last_rated_at,
-        },
-    };
-    hooks.at(|| Point::RatingsRead { user }).await;
-    Ok(gathered)
+        }
+    }
 }
 
 /// The catalogue to render with: the model's, unless it was read in another data set's

@@ -31,9 +31,10 @@
 //! until it succeeds this instance does not read that user's (or that key's) cached values.
 
 use super::local::LocalTier;
+use super::stats::Event;
 use super::{Cache, Scope};
 use redis::{PushInfo, PushKind, Value as RedisValue};
-use shared::cache_key::KeySpace;
+use shared::cache_key::{Family, KeySpace};
 use shared::params::UserId;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -250,13 +251,8 @@ impl Cache {
     pub async fn invalidate_user(&self, user: UserId) -> bool {
         let ok = self.replace_generation(user).await;
         if ok {
-            for family in [
-                shared::cache_key::Family::Recommendations,
-                shared::cache_key::Family::Profile,
-            ] {
-                self.inner
-                    .stats
-                    .record(family, super::stats::Event::Invalidated);
+            for family in [Family::Recommendations, Family::Profile] {
+                self.inner.stats.record(family, Event::Invalidated);
             }
         } else {
             self.pending().users.insert(user);
@@ -277,7 +273,7 @@ impl Cache {
     /// Deletes shared values (lists, metadata) of `family`, here and in Redis (which tells the
     /// other instances). Keys Redis does not acknowledge are retried, and bypassed by this
     /// instance until then.
-    pub async fn invalidate_keys(&self, family: shared::cache_key::Family, keys: Vec<String>) {
+    pub async fn invalidate_keys(&self, family: Family, keys: Vec<String>) {
         self.inner.tracking.note_own_change();
         for key in &keys {
             self.inner.local.invalidate(key);
@@ -293,10 +289,7 @@ impl Cache {
         let mut pending = self.pending();
         for (key, result) in keys.into_iter().zip(results) {
             match result {
-                Ok(_) => self
-                    .inner
-                    .stats
-                    .record(family, super::stats::Event::Invalidated),
+                Ok(_) => self.inner.stats.record(family, Event::Invalidated),
                 Err(_) => {
                     pending.keys.insert(key);
                 }

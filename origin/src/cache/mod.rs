@@ -576,17 +576,7 @@ impl Cache {
 
     /// A value computed without the cache (served once, never kept).
     fn uncached(&self, body: Vec<u8>) -> Arc<Value> {
-        let now = self.inner.clock.now();
-        Arc::new(Value::new(
-            Entry {
-                stored_at: now,
-                fresh_until: now,
-                epoch: self.epoch(),
-                tag: None,
-                body: Bytes::from(body),
-            },
-            0,
-        ))
+        Arc::new(Value::detached(Bytes::from(body)))
     }
 
     /// A fresh value of `key` stored under `pinned` (the generation the caller's computation
