@@ -1,6 +1,13 @@
 //! PostgreSQL: the source of truth. A small typed API over runtime-checked queries (no
 //! build-time database needed), one method per question the service asks.
+//!
+//! Every question goes through the database's circuit breaker (`crate::breaker`): while
+//! PostgreSQL is known to be down, a method answers `database_unavailable` at once instead of
+//! waiting for a connection, and one background probe (`SELECT 1`) closes the breaker when
+//! PostgreSQL answers again. The pool itself waits at most `DATABASE_TIMEOUT_MS` for a
+//! connection, so the requests that find out PostgreSQL went away are bounded too.
 
+use crate::breaker::{Breaker, BreakerConfig};
 use crate::error::AppError;
 use crate::settings::DatabaseSettings;
 use anyhow::Context;
@@ -19,6 +26,7 @@ const VIEW_REFRESH_LOCK: i64 = 0x6d6f_7669_6573; // "movies"
 #[derive(Clone)]
 pub struct Db {
     pool: PgPool,
+    breaker: Breaker,
 }
 
 /// What a rating write did.
@@ -104,10 +112,23 @@ fn movie_from_row(row: &sqlx::postgres::PgRow) -> Result<Movie, sqlx::Error> {
     })
 }
 
+/// One `SELECT 1`, bounded by the pool's acquire timeout.
+async fn probe(pool: &PgPool) -> bool {
+    sqlx::query("SELECT 1").execute(pool).await.is_ok()
+}
+
 impl Db {
     /// Builds the pool without connecting: the service starts (and serves from the cache) even
     /// while PostgreSQL is down, and a request waits at most the configured timeout for it.
     pub fn connect_lazy(settings: &DatabaseSettings) -> anyhow::Result<Self> {
+        Self::connect_lazy_with(settings, BreakerConfig::default())
+    }
+
+    /// [`Db::connect_lazy`] with the circuit breaker's settings (`origin serve`).
+    pub fn connect_lazy_with(
+        settings: &DatabaseSettings,
+        breaker: BreakerConfig,
+    ) -> anyhow::Result<Self> {
         let options = PgConnectOptions::from_str(settings.database_url.expose_secret())
             .context("parsing DATABASE_URL")?
             .application_name("origin");
@@ -117,7 +138,40 @@ impl Db {
             .acquire_timeout(settings.timeout())
             .test_before_acquire(false)
             .connect_lazy_with(options);
-        Ok(Db { pool })
+        Ok(Db {
+            pool,
+            breaker: Breaker::new("postgres", breaker),
+        })
+    }
+
+    /// The circuit breaker in front of every query.
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
+    }
+
+    /// Runs one question through the breaker: refused at once while it is open; a failure to
+    /// reach PostgreSQL counts towards opening it, any answer (rows, or an error PostgreSQL
+    /// gave) closes the run of failures. The request that opens it starts the probe.
+    async fn guarded<T>(
+        &self,
+        query: impl Future<Output = Result<T, AppError>>,
+    ) -> Result<T, AppError> {
+        if !self.breaker.allows() {
+            return Err(AppError::database_unavailable());
+        }
+        let result = query.await;
+        match &result {
+            Err(err) if err.is_unavailable() => {
+                if self.breaker.failed() {
+                    let (pool, breaker) = (self.pool.clone(), self.breaker.clone());
+                    tokio::spawn(async move {
+                        breaker.probe_until_closed(|| probe(&pool)).await;
+                    });
+                }
+            }
+            _ => self.breaker.succeeded(),
+        }
+        result
     }
 
     /// The pool, for the importer and migrations.
@@ -134,76 +188,92 @@ impl Db {
         Ok(())
     }
 
-    /// Whether PostgreSQL answers.
+    /// Whether PostgreSQL answers; `false` at once while the breaker is open.
     pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+        self.breaker.allows() && probe(&self.pool).await
     }
 
     /// One movie.
     pub async fn movie(&self, id: MovieId) -> Result<Option<Movie>, AppError> {
-        let sql = format!("SELECT {MOVIE_COLUMNS} FROM movies m WHERE m.id = $1");
-        let row = sqlx::query(&sql)
-            .bind(id.0)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(movie_from_row).transpose()?)
+        self.guarded(async move {
+            let sql = format!("SELECT {MOVIE_COLUMNS} FROM movies m WHERE m.id = $1");
+            let row = sqlx::query(&sql)
+                .bind(id.0)
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok(row.as_ref().map(movie_from_row).transpose()?)
+        })
+        .await
     }
 
     /// Movies by id, in the order given (unknown ids are skipped).
     pub async fn movies(&self, ids: &[i32]) -> Result<Vec<Movie>, AppError> {
-        let sql = format!("SELECT {MOVIE_COLUMNS} FROM movies m WHERE m.id = ANY($1)");
-        let rows = sqlx::query(&sql).bind(ids).fetch_all(&self.pool).await?;
-        let mut by_id: HashMap<i32, Movie> = HashMap::with_capacity(rows.len());
-        for row in &rows {
-            let movie = movie_from_row(row)?;
-            by_id.insert(movie.id, movie);
-        }
-        Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+        self.guarded(async move {
+            let sql = format!("SELECT {MOVIE_COLUMNS} FROM movies m WHERE m.id = ANY($1)");
+            let rows = sqlx::query(&sql).bind(ids).fetch_all(&self.pool).await?;
+            let mut by_id: HashMap<i32, Movie> = HashMap::with_capacity(rows.len());
+            for row in &rows {
+                let movie = movie_from_row(row)?;
+                by_id.insert(movie.id, movie);
+            }
+            Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+        })
+        .await
     }
 
     /// The most rated movies.
     pub async fn popular(&self, limit: i64) -> Result<Vec<Movie>, AppError> {
-        let sql = format!(
-            "SELECT {MOVIE_COLUMNS} FROM movies m ORDER BY m.rating_count DESC, m.id LIMIT $1"
-        );
-        let rows = sqlx::query(&sql).bind(limit).fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(movie_from_row).collect::<Result<_, _>>()?)
+        self.guarded(async move {
+            let sql = format!(
+                "SELECT {MOVIE_COLUMNS} FROM movies m ORDER BY m.rating_count DESC, m.id LIMIT $1"
+            );
+            let rows = sqlx::query(&sql).bind(limit).fetch_all(&self.pool).await?;
+            Ok(rows.iter().map(movie_from_row).collect::<Result<_, _>>()?)
+        })
+        .await
     }
 
     /// The most rated movies that `user` has not rated.
     pub async fn popular_unseen(&self, user: UserId, limit: i64) -> Result<Vec<Movie>, AppError> {
-        let sql = format!(
-            "SELECT {MOVIE_COLUMNS} FROM movies m \
+        self.guarded(async move {
+            let sql = format!(
+                "SELECT {MOVIE_COLUMNS} FROM movies m \
              WHERE NOT EXISTS (SELECT 1 FROM ratings r WHERE r.user_id = $1 AND r.movie_id = m.id) \
              ORDER BY m.rating_count DESC, m.id LIMIT $2"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(user.0)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(movie_from_row).collect::<Result<_, _>>()?)
+            );
+            let rows = sqlx::query(&sql)
+                .bind(user.0)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+            Ok(rows.iter().map(movie_from_row).collect::<Result<_, _>>()?)
+        })
+        .await
     }
 
     /// Every genre, alphabetically.
     pub async fn genres(&self) -> Result<Vec<Genre>, AppError> {
-        let rows = sqlx::query("SELECT id, name, slug FROM genres ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                Ok(Genre {
-                    id: r.try_get("id")?,
-                    name: r.try_get("name")?,
-                    slug: r.try_get("slug")?,
+        self.guarded(async move {
+            let rows = sqlx::query("SELECT id, name, slug FROM genres ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    Ok(Genre {
+                        id: r.try_get("id")?,
+                        name: r.try_get("name")?,
+                        slug: r.try_get("slug")?,
+                    })
                 })
-            })
-            .collect::<Result<_, sqlx::Error>>()?)
+                .collect::<Result<_, sqlx::Error>>()?)
+        })
+        .await
     }
 
     /// The best-rated movies of a genre (more than 50 ratings), from the materialized view.
     pub async fn genre_top(&self, genre_id: i16, limit: i64) -> Result<Vec<Movie>, AppError> {
+        self.guarded(async move {
         let sql = format!(
             "SELECT {MOVIE_COLUMNS} FROM top_movies_by_genre t JOIN movies m ON m.id = t.movie_id \
              WHERE t.genre_id = $1 ORDER BY t.rank LIMIT $2"
@@ -214,6 +284,8 @@ impl Db {
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(movie_from_row).collect::<Result<_, _>>()?)
+        })
+        .await
     }
 
     /// Top movies of the given genres from the view that `user` has not rated, with the genre
@@ -224,6 +296,7 @@ impl Db {
         genre_ids: &[i16],
         per_genre: i64,
     ) -> Result<Vec<(i16, i32, f64)>, AppError> {
+        self.guarded(async move {
         let rows = sqlx::query(
             "SELECT t.genre_id, t.movie_id, t.avg_rating FROM top_movies_by_genre t \
              WHERE t.genre_id = ANY($1) AND t.rank <= $3 \
@@ -244,17 +317,38 @@ impl Db {
                 ))
             })
             .collect::<Result<_, sqlx::Error>>()?)
+        })
+        .await
     }
 
     /// A user's activity, or `None` for an unknown user.
     pub async fn user_activity(&self, user: UserId) -> Result<Option<UserActivity>, AppError> {
-        let row = sqlx::query("SELECT rating_count FROM users WHERE id = $1")
-            .bind(user.0)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| UserActivity {
-            rating_count: r.get::<i32, _>(0) as i64,
-        }))
+        self.guarded(async move {
+            let row = sqlx::query("SELECT rating_count FROM users WHERE id = $1")
+                .bind(user.0)
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok(row.map(|r| UserActivity {
+                rating_count: r.get::<i32, _>(0) as i64,
+            }))
+        })
+        .await
+    }
+
+    /// The user's rating version (bumped by every rating, see [`Db::rate`]); 404 for an
+    /// unknown user.
+    pub async fn rating_version(&self, user: UserId) -> Result<i64, AppError> {
+        self.guarded(async move {
+            let version: Option<i64> =
+                sqlx::query_scalar("SELECT rating_version FROM users WHERE id = $1")
+                    .bind(user.0)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            version.ok_or_else(|| {
+                AppError::not_found("user_not_found", format!("user {} does not exist", user.0))
+            })
+        })
+        .await
     }
 
     /// In one statement (so one snapshot): the user's row, and their ratings written after
@@ -272,6 +366,7 @@ impl Db {
         user: UserId,
         since: Option<i64>,
     ) -> Result<Option<RatingsSince>, AppError> {
+        self.guarded(async move {
         const ALL: &str = "SELECT u.rating_count, u.rating_version, r.movie_id, r.rating, r.rated_at, \
              u.rating_sum, u.last_rated_at FROM users u LEFT JOIN ratings r ON r.user_id = u.id WHERE u.id = $1";
         // `version > 0` is implied by `version > $2` (a state's version is never negative) and
@@ -311,11 +406,14 @@ impl Db {
             }
         }
         Ok(Some(read))
+        })
+        .await
     }
 
     /// Every movie with its title and genres, and the data set's epoch they belong to, read
     /// in one snapshot (a read-only repeatable-read transaction).
     pub async fn catalogue(&self) -> Result<(u64, Vec<CatalogueMovie>), AppError> {
+        self.guarded(async move {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
@@ -347,10 +445,13 @@ impl Db {
             })
             .collect::<Result<_, sqlx::Error>>()?;
         Ok((epoch.map_or(0, |e| e as u64), movies))
+        })
+        .await
     }
 
     /// How much the user likes each genre they rated, most liked first.
     pub async fn genre_affinities(&self, user: UserId) -> Result<Vec<GenreAffinity>, AppError> {
+        self.guarded(async move {
         Ok(sqlx::query_as(
             "SELECT g.id AS genre_id, g.name, SUM(GREATEST(r.rating - 2.5, 0))::DOUBLE PRECISION AS weight \
              FROM ratings r JOIN movie_genres mg ON mg.movie_id = r.movie_id \
@@ -360,36 +461,42 @@ impl Db {
         .bind(user.0)
         .fetch_all(&self.pool)
         .await?)
+        })
+        .await
     }
 
     /// A user's profile, or `None` for an unknown user.
     pub async fn profile(&self, user: UserId) -> Result<Option<Profile>, AppError> {
-        let Some(row) =
-            sqlx::query("SELECT rating_count, rating_sum, last_rated_at FROM users WHERE id = $1")
-                .bind(user.0)
-                .fetch_optional(&self.pool)
-                .await?
-        else {
-            return Ok(None);
-        };
-        let count = row.try_get::<i32, _>(0)? as i64;
-        let sum: f64 = row.try_get(1)?;
-        let last: Option<chrono::DateTime<chrono::Utc>> = row.try_get(2)?;
-        let favourite_genres = self
-            .genre_affinities(user)
+        self.guarded(async move {
+            let Some(row) = sqlx::query(
+                "SELECT rating_count, rating_sum, last_rated_at FROM users WHERE id = $1",
+            )
+            .bind(user.0)
+            .fetch_optional(&self.pool)
             .await?
-            .into_iter()
-            .filter(|a| a.weight > 0.0)
-            .take(3)
-            .map(|a| a.name)
-            .collect();
-        Ok(Some(Profile {
-            user_id: user.0,
-            rating_count: count,
-            avg_rating: (count > 0).then(|| ((sum / count as f64) * 1000.0).round() / 1000.0),
-            favourite_genres,
-            last_activity: last.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-        }))
+            else {
+                return Ok(None);
+            };
+            let count = row.try_get::<i32, _>(0)? as i64;
+            let sum: f64 = row.try_get(1)?;
+            let last: Option<chrono::DateTime<chrono::Utc>> = row.try_get(2)?;
+            let favourite_genres = self
+                .genre_affinities(user)
+                .await?
+                .into_iter()
+                .filter(|a| a.weight > 0.0)
+                .take(3)
+                .map(|a| a.name)
+                .collect();
+            Ok(Some(Profile {
+                user_id: user.0,
+                rating_count: count,
+                avg_rating: (count > 0).then(|| ((sum / count as f64) * 1000.0).round() / 1000.0),
+                favourite_genres,
+                last_activity: last.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            }))
+        })
+        .await
     }
 
     /// Records a rating (or replaces the user's earlier rating of the movie) and keeps the
@@ -407,6 +514,7 @@ impl Db {
         movie: MovieId,
         rating: Rating,
     ) -> Result<RateOutcome, AppError> {
+        self.guarded(async move {
         let mut tx = self.pool.begin().await?;
         let version: Option<i64> = sqlx::query_scalar(
             "UPDATE users SET rating_version = rating_version + 1 WHERE id = $1 \
@@ -472,70 +580,88 @@ impl Db {
             replaced: old.is_some(),
             movie_rating_count: movie_count as i64,
         })
+        })
+        .await
     }
 
     /// The genre ids of a movie.
     pub async fn movie_genre_ids(&self, movie: MovieId) -> Result<Vec<i16>, AppError> {
-        Ok(
-            sqlx::query_scalar("SELECT genre_id FROM movie_genres WHERE movie_id = $1")
-                .bind(movie.0)
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        self.guarded(async move {
+            Ok(
+                sqlx::query_scalar("SELECT genre_id FROM movie_genres WHERE movie_id = $1")
+                    .bind(movie.0)
+                    .fetch_all(&self.pool)
+                    .await?,
+            )
+        })
+        .await
     }
 
     /// The data set's epoch (0 before any import recorded one).
     pub async fn dataset_epoch(&self) -> Result<u64, AppError> {
-        let epoch: Option<i64> =
-            sqlx::query_scalar("SELECT epoch FROM dataset_epoch WHERE singleton")
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(epoch.map_or(0, |e| e as u64))
+        self.guarded(async move {
+            let epoch: Option<i64> =
+                sqlx::query_scalar("SELECT epoch FROM dataset_epoch WHERE singleton")
+                    .fetch_optional(&self.pool)
+                    .await?;
+            Ok(epoch.map_or(0, |e| e as u64))
+        })
+        .await
     }
 
     /// The smallest rating count among the most active 20% of users (0 with no users).
     pub async fn power_user_threshold(&self) -> Result<i64, AppError> {
-        let share = shared::ttl::POWER_USER_SHARE;
-        let threshold: Option<i32> = sqlx::query_scalar(
-            "SELECT percentile_disc($1) WITHIN GROUP (ORDER BY rating_count) FROM users",
-        )
-        .bind(1.0 - share)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(threshold.unwrap_or(0).max(1) as i64)
+        self.guarded(async move {
+            let share = shared::ttl::POWER_USER_SHARE;
+            let threshold: Option<i32> = sqlx::query_scalar(
+                "SELECT percentile_disc($1) WITHIN GROUP (ORDER BY rating_count) FROM users",
+            )
+            .bind(1.0 - share)
+            .fetch_one(&self.pool)
+            .await?;
+            Ok(threshold.unwrap_or(0).max(1) as i64)
+        })
+        .await
     }
 
     /// The most active users (power users first), at most `limit`.
     pub async fn power_users(&self, threshold: i64, limit: i64) -> Result<Vec<UserId>, AppError> {
-        let ids: Vec<i32> = sqlx::query_scalar(
+        self.guarded(async move {
+            let ids: Vec<i32> = sqlx::query_scalar(
             "SELECT id FROM users WHERE rating_count >= $1 ORDER BY rating_count DESC, id LIMIT $2",
         )
         .bind(threshold as i32)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(ids.into_iter().map(UserId).collect())
+            Ok(ids.into_iter().map(UserId).collect())
+        })
+        .await
     }
 
     /// Refreshes the top-by-genre view without blocking readers. Returns `false` when another
     /// instance holds the refresh lock (it is refreshing right now).
     pub async fn refresh_top_by_genre(&self) -> Result<bool, AppError> {
-        let mut conn = self.pool.acquire().await?;
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(VIEW_REFRESH_LOCK)
-            .fetch_one(&mut *conn)
-            .await?;
-        if !locked {
-            return Ok(false);
-        }
-        let refreshed = sqlx::query("REFRESH MATERIALIZED VIEW CONCURRENTLY top_movies_by_genre")
-            .execute(&mut *conn)
-            .await;
-        let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
-            .bind(VIEW_REFRESH_LOCK)
-            .execute(&mut *conn)
-            .await;
-        refreshed?;
-        Ok(true)
+        self.guarded(async move {
+            let mut conn = self.pool.acquire().await?;
+            let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                .bind(VIEW_REFRESH_LOCK)
+                .fetch_one(&mut *conn)
+                .await?;
+            if !locked {
+                return Ok(false);
+            }
+            let refreshed =
+                sqlx::query("REFRESH MATERIALIZED VIEW CONCURRENTLY top_movies_by_genre")
+                    .execute(&mut *conn)
+                    .await;
+            let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(VIEW_REFRESH_LOCK)
+                .execute(&mut *conn)
+                .await;
+            refreshed?;
+            Ok(true)
+        })
+        .await
     }
 }

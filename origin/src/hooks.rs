@@ -40,7 +40,8 @@ pub enum Point {
         /// Waits for another request's computation.
         collapsed: bool,
     },
-    /// The leader of a single flight starts computing `key`.
+    /// The leader of a single flight starts computing `key`, holding a turn of its family's
+    /// bulkhead (so at most `COMPUTE_CONCURRENCY` requests of one family are here at once).
     ComputeStarted {
         /// The cache key.
         key: String,

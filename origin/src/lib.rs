@@ -6,6 +6,8 @@
 //! - [`startup`]: `Application::build` / `run_until_stopped`.
 //! - [`routes`]: the HTTP API, one module per resource; [`http`]: extractors, ETags, 304s,
 //!   `Cache-Status`, CORS and the middleware around every request; [`auth`]: JWTs; [`error`]: the one error type and its JSON bodies.
+//! - [`breaker`]: the circuit breakers that keep requests from waiting for a dependency known
+//!   to be down.
 //! - [`reads`]: each cached family's key, TTL and computation; [`cache`]: the Redis cache
 //!   (single flight, generations, stale serving, degraded mode); [`stats`]: its report.
 //! - [`dataset`]: the data set's epoch, so a replaced data set is never served from cache.
@@ -16,6 +18,7 @@
 //! - [`telemetry`]: `x-request-id`, the one log line per request, the log subscriber.
 
 pub mod auth;
+pub mod breaker;
 pub mod cache;
 pub mod dataset;
 pub mod db;

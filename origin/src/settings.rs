@@ -34,7 +34,11 @@ pub struct DatabaseSettings {
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 20)]
     pub database_max_connections: u32,
     /// How long a request waits for a PostgreSQL connection before answering 503, in ms.
-    #[arg(long, env = "DATABASE_TIMEOUT_MS", default_value_t = 2000)]
+    /// Short on purpose: while PostgreSQL is away, the requests that find out wait this long,
+    /// then the circuit breaker answers the others at once. The bulkheads
+    /// (`COMPUTE_CONCURRENCY`) keep the computations that need a connection near the pool's
+    /// size, so under load alone a request seldom waits for one.
+    #[arg(long, env = "DATABASE_TIMEOUT_MS", default_value_t = 100)]
     pub database_timeout_ms: u64,
 }
 
@@ -137,6 +141,27 @@ pub struct Settings {
     /// unset.
     #[arg(long, env = "INSTANCE_NAME")]
     pub instance_name: Option<String>,
+
+    /// Failures in a row (connection refused or lost, timeouts) that open a dependency's
+    /// circuit breaker; then no request waits for it until a probe gets an answer.
+    #[arg(long, env = "BREAKER_FAILURES", default_value_t = 5)]
+    pub breaker_failures: u32,
+
+    /// How often an open breaker's probe asks its dependency, in ms.
+    #[arg(long, env = "BREAKER_PROBE_MS", default_value_t = 250)]
+    pub breaker_probe_ms: u64,
+
+    /// The bulkhead: computations of one cache family that may run at once (others wait for
+    /// a turn; concurrent requests for one key share one computation anyway). Bounds the
+    /// load on PostgreSQL when Redis is down and every value has to be recomputed.
+    #[arg(long, env = "COMPUTE_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    pub compute_concurrency: u32,
+
+    /// While Redis is down, how long a shared value (lists, metadata) computed here is served
+    /// from this instance's memory before it is computed again, in seconds (0: never). Also
+    /// the bound on how late such a value shows another instance's change during the outage.
+    #[arg(long, env = "CACHE_OUTAGE_HOLD_SECS", default_value_t = 5)]
+    pub cache_outage_hold_secs: u64,
 }
 
 /// Why `origin serve` refuses to start with its settings. Each message is one line.
@@ -185,6 +210,14 @@ impl Settings {
     /// The Redis per-command timeout.
     pub fn redis_timeout(&self) -> Duration {
         Duration::from_millis(self.redis_timeout_ms)
+    }
+
+    /// Every dependency's circuit breaker settings.
+    pub fn breaker(&self) -> crate::breaker::BreakerConfig {
+        crate::breaker::BreakerConfig {
+            threshold: self.breaker_failures,
+            probe_every: Duration::from_millis(self.breaker_probe_ms.max(1)),
+        }
     }
 }
 

@@ -78,7 +78,7 @@ impl Application {
                 "JWT_SECRET is the development default: set a real secret outside a laptop"
             );
         }
-        let db = Db::connect_lazy(&settings.database)?;
+        let db = Db::connect_lazy_with(&settings.database, settings.breaker())?;
         if settings.migrate_on_start {
             if db.ping().await {
                 db.migrate().await?;
@@ -107,6 +107,16 @@ impl Application {
                 .instance_name
                 .clone()
                 .unwrap_or_else(|| format!("origin@{}", settings.listen)),
+            breaker: settings.breaker(),
+            compute_concurrency: settings.compute_concurrency as usize,
+            outage_hold: Duration::from_secs(settings.cache_outage_hold_secs),
+        });
+        cache.set_user_versions({
+            let db = db.clone();
+            Arc::new(move |user| {
+                let db = db.clone();
+                Box::pin(async move { db.rating_version(user).await })
+            })
         });
         let state = AppState {
             db,

@@ -133,6 +133,18 @@ pub struct Readiness {
     pub redis: String,
     /// `loaded`, or `none` while no model is trained.
     pub model: String,
+    /// Each dependency's circuit breaker: `closed` (requests use it) or `open` (requests do
+    /// not wait for it; a probe checks it).
+    pub breakers: BreakerStates,
+}
+
+/// The circuit breakers' states in [`Readiness`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BreakerStates {
+    /// PostgreSQL's.
+    pub postgres: String,
+    /// Redis's.
+    pub redis: String,
 }
 
 /// Every error body: `{"error": {"code": "...", "message": "..."}}`.

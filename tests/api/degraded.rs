@@ -191,8 +191,25 @@ async fn without_postgres_cached_data_is_served_and_writes_are_refused() {
     let missing = app.get("/movies/2").await;
     assert_eq!(missing.status(), 503, "not cached, no database");
     assert_eq!(missing.headers()["content-type"], "application/json");
+    assert!(missing.headers().contains_key("retry-after"));
     let body: Value = missing.json().await.unwrap();
     assert_eq!(body["error"]["code"], "database_unavailable");
+    // Failures in a row open PostgreSQL's breaker: from then on nothing waits for it.
+    for movie in 3..=8 {
+        let response = app.get(&format!("/movies/{movie}")).await;
+        assert_eq!(response.status(), 503);
+        assert!(response.headers().contains_key("retry-after"));
+    }
+    let ready_now: Value = app.get("/ready").await.json().await.unwrap();
+    assert_eq!(ready_now["breakers"]["postgres"], "open", "{ready_now}");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(r#"breaker_open{dependency="postgres"} 1"#),
+        "{metrics}"
+    );
+    // Cached reads are still answered, from the cache, with the breaker open.
+    assert_eq!(app.get("/movies/1").await.status(), 200);
+    assert_eq!(rating_count(&app, 1).await, 272);
     let write = app.rate(1, 1682, 4.0).await;
     assert_eq!(
         write.status(),
@@ -224,4 +241,6 @@ async fn without_postgres_cached_data_is_served_and_writes_are_refused() {
     assert_eq!(stored, None, "the refused rating was not written");
     assert_eq!(app.rate(1, 1682, 4.0).await.status(), 201);
     assert_eq!(rating_count(&app, 1).await, 273);
+    let ready: Value = app.get("/ready").await.json().await.unwrap();
+    assert_eq!(ready["breakers"]["postgres"], "closed", "{ready}");
 }

@@ -11,6 +11,7 @@ mod edge;
 mod edge_cors;
 mod edge_instances;
 mod errors;
+mod faults;
 mod fuzz;
 mod incremental;
 mod load;

@@ -14,6 +14,10 @@ async fn health_ready_and_metrics() {
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["postgres"], "up");
     assert_eq!(ready["redis"], "up");
+    assert_eq!(
+        ready["breakers"],
+        serde_json::json!({"postgres": "closed", "redis": "closed"})
+    );
     assert!(
         ready["model"].as_str().unwrap().starts_with("als-"),
         "{ready}"
@@ -34,6 +38,12 @@ async fn health_ready_and_metrics() {
         text.contains("cache_misses_total{family=\"metadata\",source=\"client\"}"),
         "{text}"
     );
+    for dependency in ["postgres", "redis"] {
+        assert!(
+            text.contains(&format!("breaker_open{{dependency=\"{dependency}\"}} 0")),
+            "{text}"
+        );
+    }
 }
 
 #[tokio::test]

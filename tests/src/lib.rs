@@ -118,6 +118,10 @@ pub fn test_settings(database_url: &str, mode: RedisMode, redis_url: &str) -> Se
         cors_policy: shared::cors::CorsPolicy::default(),
         local_cache_bytes: 16 * 1024 * 1024,
         instance_name: None,
+        breaker_failures: 5,
+        breaker_probe_ms: 50,
+        compute_concurrency: 4,
+        cache_outage_hold_secs: 5,
     }
 }
 

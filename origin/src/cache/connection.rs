@@ -6,11 +6,16 @@
 //! re-established in the background (at most one attempt a second), and callers treat any
 //! failure as "no cache".
 //!
+//! Every command passes Redis's circuit breaker (`crate::breaker`): after failures in a row
+//! (refused, lost, timed out) no command is sent until one background `PING` is answered, so
+//! while Redis is down a request never waits for it, not even for the command deadline.
+//!
 //! Both kinds speak RESP3, so that Redis can push notices on the same connections: the
 //! invalidations of server-assisted client caching (`CLIENT TRACKING`, see `invalidation`),
 //! and the library's own notice that a connection was lost. Both go to the [`OnPush`] given
 //! to [`Redis::new`].
 
+use crate::breaker::{Breaker, BreakerConfig};
 use crate::settings::RedisMode;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
@@ -81,9 +86,39 @@ pub enum RedisError {
     /// The command took longer than the configured deadline.
     #[error("redis command timed out")]
     Timeout,
+    /// Redis is known to be down (its circuit breaker is open): not asked.
+    #[error("redis is down (circuit breaker open)")]
+    BreakerOpen,
     /// Redis answered with an error, or the connection broke.
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+}
+
+impl RedisError {
+    /// Whether this says Redis could not be reached (what counts towards opening the
+    /// breaker), rather than an answer Redis gave.
+    fn is_unreachable(&self) -> bool {
+        match self {
+            // Not connected yet answers at once (no request waits), and at start-up it only
+            // means the first attempt is under way.
+            RedisError::NotConnected => false,
+            RedisError::Timeout | RedisError::BreakerOpen => true,
+            RedisError::Redis(err) => {
+                err.is_io_error()
+                    || err.is_connection_dropped()
+                    || err.is_connection_refusal()
+                    || err.is_timeout()
+                    || matches!(
+                        err.kind(),
+                        redis::ErrorKind::ClusterDown
+                            | redis::ErrorKind::MasterDown
+                            | redis::ErrorKind::TryAgain
+                            | redis::ErrorKind::BusyLoadingError
+                            | redis::ErrorKind::ClusterConnectionNotFound
+                    )
+            }
+        }
+    }
 }
 
 struct Inner {
@@ -93,6 +128,7 @@ struct Inner {
     conn: RwLock<Option<Conn>>,
     last_attempt: Mutex<Option<Instant>>,
     on_push: OnPush,
+    breaker: Breaker,
 }
 
 /// A handle to Redis; cloning shares the connection.
@@ -104,7 +140,13 @@ pub struct Redis {
 impl Redis {
     /// A handle that connects in the background; `urls` holds one URL, or the cluster's nodes.
     /// What Redis pushes (and the notice of a lost connection) is given to `on_push`.
-    pub fn new(mode: RedisMode, urls: Vec<String>, timeout: Duration, on_push: OnPush) -> Self {
+    pub fn new(
+        mode: RedisMode,
+        urls: Vec<String>,
+        timeout: Duration,
+        breaker: BreakerConfig,
+        on_push: OnPush,
+    ) -> Self {
         let redis = Redis {
             inner: Arc::new(Inner {
                 mode,
@@ -113,6 +155,7 @@ impl Redis {
                 conn: RwLock::new(None),
                 last_attempt: Mutex::new(None),
                 on_push,
+                breaker: Breaker::new("redis", breaker),
             }),
         };
         redis.reconnect_in_background();
@@ -127,6 +170,37 @@ impl Redis {
     /// Whether this is a cluster.
     pub fn mode(&self) -> RedisMode {
         self.inner.mode
+    }
+
+    /// The circuit breaker in front of every command.
+    pub fn breaker(&self) -> &Breaker {
+        &self.inner.breaker
+    }
+
+    /// Whether Redis is known to be down: its breaker is open, or there is no connection.
+    pub fn is_down(&self) -> bool {
+        !self.inner.breaker.allows() || self.current().is_none()
+    }
+
+    /// Counts `result` on the breaker; the command that opens it starts the probe.
+    fn observe<T>(&self, result: Result<T, RedisError>) -> Result<T, RedisError> {
+        match &result {
+            Err(err) if err.is_unreachable() => {
+                if self.inner.breaker.failed() {
+                    let this = self.clone();
+                    tokio::spawn(async move {
+                        let breaker = this.inner.breaker.clone();
+                        breaker
+                            .probe_until_closed(|| async {
+                                this.send::<String>(&redis::cmd("PING")).await.is_ok()
+                            })
+                            .await;
+                    });
+                }
+            }
+            _ => self.inner.breaker.succeeded(),
+        }
+        result
     }
 
     /// Waits up to `within` for a connection (start-up, tests); never fails.
@@ -214,8 +288,16 @@ impl Redis {
         }
     }
 
-    /// Runs one command within the deadline.
+    /// Runs one command within the deadline, unless the breaker is open.
     pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, RedisError> {
+        if !self.inner.breaker.allows() {
+            return Err(RedisError::BreakerOpen);
+        }
+        self.observe(self.send(cmd).await)
+    }
+
+    /// Runs one command within the deadline, whatever the breaker says (its probe).
+    async fn send<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, RedisError> {
         let Some(mut conn) = self.current() else {
             self.reconnect_in_background();
             return Err(RedisError::NotConnected);
@@ -230,6 +312,9 @@ impl Redis {
     /// Runs one command on every master (the one node, or each master of the cluster), within
     /// the deadline: for per-connection state such as `CLIENT TRACKING`.
     pub async fn on_every_master(&self, cmd: &Cmd) -> Result<(), RedisError> {
+        if !self.inner.breaker.allows() {
+            return Err(RedisError::BreakerOpen);
+        }
         let Some(conn) = self.current() else {
             self.reconnect_in_background();
             return Err(RedisError::NotConnected);
@@ -249,11 +334,15 @@ impl Redis {
                     .map(drop),
             }
         };
-        match tokio::time::timeout(self.inner.timeout.max(Duration::from_millis(500)), run).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(err)) => Err(RedisError::Redis(err)),
-            Err(_) => Err(RedisError::Timeout),
-        }
+        let result =
+            match tokio::time::timeout(self.inner.timeout.max(Duration::from_millis(500)), run)
+                .await
+            {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(err)) => Err(RedisError::Redis(err)),
+                Err(_) => Err(RedisError::Timeout),
+            };
+        self.observe(result)
     }
 
     /// Round-trip time of a `PING`, or `None` when Redis does not answer.

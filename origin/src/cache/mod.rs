@@ -9,7 +9,14 @@
 //!   and kept locally, empty results included;
 //! - a value past its TTL is kept for a grace period and served, marked stale, only when
 //!   PostgreSQL cannot be reached;
-//! - when Redis cannot be reached the value is computed from PostgreSQL and served anyway.
+//! - when Redis cannot be reached the value is computed from PostgreSQL and served anyway;
+//!   while Redis is known to be down (its circuit breaker is open, see `connection`) it is
+//!   not asked at all, and a shared value computed here is kept in the local tier and served
+//!   for a few seconds (`CACHE_OUTAGE_HOLD_SECS`) so that each instance computes a hot list
+//!   once per hold, not once per request;
+//! - every computation of a family takes a turn of that family's bulkhead (at most
+//!   `COMPUTE_CONCURRENCY` at once): with Redis down, PostgreSQL sees a bounded load, not a
+//!   stampede, and concurrent requests for one key still share one computation.
 //!
 //! The parts, one file each: the entry format and the served value with its renderings
 //! (`entry`), the pure decision what a found entry is good for at `now` (`lookup`), the
@@ -69,12 +76,18 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::Semaphore;
 
 /// This cache's name in `Cache-Status`.
 pub const CACHE_NAME: &str = "origin";
 
 /// Generation tokens outlive every value stored under them (7 days + grace at most).
 const GENERATION_TTL_SECS: u64 = 30 * 24 * 3600;
+
+/// The "tracking session" of a shared value computed while Redis was down: no real session
+/// has this number, so such a value is only ever served by the outage path (see
+/// [`Cache::get_or_compute`]), never once Redis is back.
+const OUTAGE_SESSION: u64 = u64::MAX;
 
 /// Whose value this is: per-user values are checked against the user's generation token.
 #[derive(Debug, Clone)]
@@ -220,7 +233,19 @@ struct Inner {
     tracking: Arc<Tracking>,
     clock: Clock,
     instance: Arc<str>,
+    // One semaphore per family (`Family::ALL` order): the bulkheads.
+    bulkheads: Vec<Semaphore>,
+    outage_hold_secs: i64,
+    user_versions: std::sync::OnceLock<UserVersions>,
 }
+
+/// Where the cache reads a user's rating version while Redis is down (PostgreSQL's
+/// `users.rating_version`, bumped by every rating): see [`Cache::without_redis`].
+pub type UserVersions = Arc<
+    dyn Fn(UserId) -> std::pin::Pin<Box<dyn Future<Output = Result<i64, AppError>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// The cache handle; cloning shares it.
 #[derive(Clone)]
@@ -248,6 +273,12 @@ pub struct CacheConfig {
     pub local_bytes: u64,
     /// This instance's name in statistics.
     pub instance: String,
+    /// When Redis counts as down, and how it is probed.
+    pub breaker: crate::breaker::BreakerConfig,
+    /// Computations of one family that may run at once.
+    pub compute_concurrency: usize,
+    /// While Redis is down, how long a shared value computed here is served from memory.
+    pub outage_hold: Duration,
 }
 
 /// The outcome of a lookup in the local tier.
@@ -268,7 +299,13 @@ impl Cache {
             let tracking = Arc::clone(&tracking);
             Arc::new(move |push| tracking.on_push(push))
         };
-        let redis = Redis::new(config.mode, config.urls, config.timeout, on_push);
+        let redis = Redis::new(
+            config.mode,
+            config.urls,
+            config.timeout,
+            config.breaker,
+            on_push,
+        );
         let cache = Cache {
             inner: Arc::new(Inner {
                 redis,
@@ -284,6 +321,12 @@ impl Cache {
                 tracking,
                 clock: Clock::default(),
                 instance: Arc::from(config.instance),
+                bulkheads: Family::ALL
+                    .iter()
+                    .map(|_| Semaphore::new(config.compute_concurrency.max(1)))
+                    .collect(),
+                outage_hold_secs: config.outage_hold.as_secs() as i64,
+                user_versions: std::sync::OnceLock::new(),
             }),
         };
         let weak = Arc::downgrade(&cache.inner);
@@ -296,6 +339,11 @@ impl Cache {
         });
         cache.keep_tracking();
         cache
+    }
+
+    /// Sets where a user's rating version is read while Redis is down (once, at start-up).
+    pub fn set_user_versions(&self, versions: UserVersions) {
+        let _ = self.inner.user_versions.set(versions);
     }
 
     /// The key builder.
@@ -365,24 +413,17 @@ impl Cache {
     {
         let stats = &self.inner.stats;
         let cause = current_cause();
-        if !self.settle_pending(&scope, &key).await {
-            // An invalidation of this value has not reached Redis yet: do not trust the cache.
-            stats.record(family, Event::lookup(cause, false));
-            let computed = compute(Pinned::default()).await?;
-            stats.record(family, Event::Computed(cause));
-            let status = CacheStatus {
-                detail: Some("cache-unavailable"),
-                ..CacheStatus::miss(CACHE_NAME, false)
-            };
-            return Ok(Served {
-                value: self.uncached(computed.body),
-                status,
-            });
+        // The epoch first: an input read after it is at least as new as it.
+        let epoch = self.epoch();
+        if self.inner.redis.is_down() || !self.settle_pending(&scope, &key).await {
+            // Redis is down, or an invalidation of this value has not reached it yet: neither
+            // Redis nor anything read from it is trusted.
+            return self
+                .without_redis(family, key, scope, epoch, cause, compute)
+                .await;
         }
 
         let now = self.inner.clock.now();
-        // The epoch first: an input read after it is at least as new as it.
-        let epoch = self.epoch();
         let mut generation = None;
         if let Some(value) = self.inner.local.get(&key) {
             match self
@@ -757,13 +798,16 @@ impl Cache {
             if !cache_ok {
                 pinned.generation = None;
             }
-            this.inner
-                .hooks
-                .at(|| Point::ComputeStarted { key: key.clone() })
-                .await;
             let tag = pinned.tag(&scope);
             let epoch_pinned = pinned.clone();
-            let computed = CAUSE.scope(cause, compute(pinned)).await?;
+            let computed = {
+                let _turn = this.turn(family).await;
+                this.inner
+                    .hooks
+                    .at(|| Point::ComputeStarted { key: key.clone() })
+                    .await;
+                CAUSE.scope(cause, compute(pinned)).await?
+            };
             stats.record(family, Event::Computed(cause));
             if !cache_ok {
                 return Ok((this.uncached(computed.body), false));
@@ -780,6 +824,122 @@ impl Cache {
             }
             Ok((value, stored.is_ok()))
         }
+    }
+
+    /// A turn of `family`'s bulkhead, held while one computation runs.
+    async fn turn(&self, family: Family) -> tokio::sync::SemaphorePermit<'_> {
+        let index = Family::ALL
+            .iter()
+            .position(|f| *f == family)
+            .expect("every family is in Family::ALL");
+        self.inner.bulkheads[index]
+            .acquire()
+            .await
+            .expect("the bulkheads are never closed")
+    }
+
+    /// Serves `key` without Redis: while Redis is down (or this value's invalidation has not
+    /// reached it yet). A shared value computed in such a time is kept in the local tier for
+    /// at most `outage_hold_secs` and served from there meanwhile; a user's value is computed
+    /// every time (no instance could tell another of a rating now). Either way one
+    /// computation per key runs at once, within the family's bulkhead, and nothing is stored
+    /// in Redis.
+    ///
+    /// Without Redis there is no generation token, so a user's computation is pinned to the
+    /// user's rating version in PostgreSQL instead (read first, see
+    /// [`Cache::set_user_versions`]): requests share a computation only when they read the
+    /// same version, so one that starts after a rating was acknowledged, on any instance, never
+    /// joins a computation that started before it.
+    async fn without_redis<F, Fut>(
+        &self,
+        family: Family,
+        key: String,
+        scope: Scope,
+        epoch: u64,
+        cause: Cause,
+        compute: F,
+    ) -> Result<Served, AppError>
+    where
+        F: FnOnce(Pinned) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Computed, AppError>> + Send + 'static,
+    {
+        let stats = &self.inner.stats;
+        let now = self.inner.clock.now();
+        let unavailable = |status: CacheStatus| CacheStatus {
+            detail: Some("cache-unavailable"),
+            ..status
+        };
+        if matches!(scope, Scope::Global)
+            && let Some(value) = self.inner.local.get(&key)
+            && value.session == OUTAGE_SESSION
+        {
+            let wanted = Wanted { epoch, tag: None };
+            if let Decision::Fresh { ttl, .. } = lookup::decide(&value.entry, wanted, now, 0) {
+                self.inner.local.count(true);
+                stats.record(family, Event::LocalHit(cause));
+                return Ok(Served {
+                    value,
+                    status: unavailable(CacheStatus::hit(CACHE_NAME, ttl)),
+                });
+            }
+        }
+        stats.record(family, Event::lookup(cause, false));
+        let pin = match (&scope, scope.user()) {
+            (_, None) => String::new(),
+            (scope, Some(user)) => {
+                let version = match self.inner.user_versions.get() {
+                    Some(versions) => versions(user).await?.to_string(),
+                    // No source of versions (tests of the cache alone): never shared.
+                    None => format!("unshared-{}", new_token()),
+                };
+                match scope {
+                    Scope::UserModel(_, model) => format!("{version}/{model}"),
+                    _ => version,
+                }
+            }
+        };
+        let flight_key = format!(
+            "{}#without-redis#{pin}",
+            Pinned::global(epoch).flight_key(&key, &scope)
+        );
+        let this = self.clone();
+        let hold = matches!(scope, Scope::Global) && self.inner.outage_hold_secs > 0;
+        let flight = async move {
+            let mark = this.inner.tracking.mark();
+            let computed = {
+                let _turn = this.turn(family).await;
+                this.inner
+                    .hooks
+                    .at(|| Point::ComputeStarted { key: key.clone() })
+                    .await;
+                CAUSE.scope(cause, compute(Pinned::global(epoch))).await?
+            };
+            this.inner.stats.record(family, Event::Computed(cause));
+            if !hold {
+                return Ok((this.uncached(computed.body), false));
+            }
+            // Kept for the hold only (or less, if the value's own freshness is shorter), and
+            // only if no change was heard of while it was computed.
+            let hold_secs = (computed.ttl_secs as i64).min(this.inner.outage_hold_secs);
+            let entry = this.entry(
+                &Pinned::global(epoch),
+                None,
+                Computed {
+                    body: computed.body,
+                    ttl_secs: hold_secs.max(0) as u64,
+                },
+            );
+            let value = Arc::new(Value::new(entry, OUTAGE_SESSION));
+            if this.inner.tracking.unchanged_since(mark) {
+                this.inner.local.insert(&key, Arc::clone(&value));
+            }
+            Ok((value, false))
+        };
+        let (flight, collapsed) = self.inner.flights.join(&flight_key, flight);
+        let (value, _) = flight.await?;
+        let mut status = unavailable(CacheStatus::miss(CACHE_NAME, false));
+        status.collapsed = collapsed;
+        Ok(Served { value, status })
     }
 
     /// Reads `key` from Redis, with the user's generation for a user's value (in one `MGET`:

@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use shared::dto::Readiness;
+use shared::dto::{BreakerStates, Readiness};
 
 /// The operational routes.
 pub fn router() -> Router<AppState> {
@@ -22,7 +22,8 @@ async fn health() -> Json<serde_json::Value> {
 }
 
 /// 200 while anything can be served: `ready` with both dependencies up, `degraded` with one
-/// down (the cache or PostgreSQL stands in). 503 only when both are down.
+/// down (the cache or PostgreSQL stands in). 503 only when both are down. A dependency whose
+/// circuit breaker is open is reported down without being asked, so this never waits for it.
 async fn ready(State(state): State<AppState>) -> Response {
     let (postgres, redis) = tokio::join!(state.db.ping(), state.cache.redis().ping());
     let up = |ok: bool| if ok { "up" } else { "down" }.to_owned();
@@ -39,6 +40,10 @@ async fn ready(State(state): State<AppState>) -> Response {
             .model
             .get()
             .map_or_else(|| "none".to_owned(), |m| m.version.clone()),
+        breakers: BreakerStates {
+            postgres: state.db.breaker().state().as_str().to_owned(),
+            redis: state.cache.redis().breaker().state().as_str().to_owned(),
+        },
     };
     let status = if postgres || redis.is_some() {
         StatusCode::OK
@@ -49,13 +54,20 @@ async fn ready(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    // Gauges read when scraped: the local tier's size against its bound, and whether Redis's
-    // change notices are flowing (without them, shared values are not served locally).
+    // Gauges read when scraped: the local tier's size against its bound, whether Redis's
+    // change notices are flowing (without them, shared values are not served locally), and
+    // each dependency's circuit breaker (open: 1) with the times it opened.
     let local = state.cache.local_snapshot();
     metrics::gauge!("cache_local_bytes").set(local.tier.size_bytes as f64);
     metrics::gauge!("cache_local_capacity_bytes").set(local.tier.capacity_bytes as f64);
     metrics::gauge!("cache_local_entries").set(local.tier.entries as f64);
     metrics::gauge!("cache_tracking_live").set(f64::from(u8::from(local.tracking_session != 0)));
+    for breaker in [state.db.breaker(), state.cache.redis().breaker()] {
+        metrics::gauge!("breaker_open", "dependency" => breaker.dependency())
+            .set(f64::from(u8::from(!breaker.allows())));
+        metrics::counter!("breaker_opened_total", "dependency" => breaker.dependency())
+            .absolute(breaker.opened_total());
+    }
     let mut response = state.metrics.render().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

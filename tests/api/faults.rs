@@ -1,0 +1,207 @@
+//! Faults: each dependency's circuit breaker (opens on failures, is visible in `/ready` and
+//! `/metrics`, closes by itself when its probe is answered), what is served while Redis is
+//! known to be down (shared values held in the local tier, user values recomputed), and the
+//! bulkhead that bounds the computations of one family.
+//!
+//! The tests that stop a server use private ones (`PrivateServer`), so no other test is
+//! disturbed.
+
+use futures::FutureExt;
+use origin::hooks::Point;
+use origin::settings::RedisMode;
+use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tests::{PrivateServer, TestApp, cache_status, fresh_database, test_settings};
+
+/// Polls until `check` holds, for up to `within`.
+async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+async fn ready(app: &TestApp) -> Value {
+    app.get("/ready").await.json().await.unwrap()
+}
+
+async fn metrics(app: &TestApp) -> String {
+    app.get("/metrics").await.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn with_redis_down_its_breaker_opens_shared_values_are_held_and_it_closes_when_redis_returns()
+{
+    let redis = PrivateServer::redis();
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let mut settings = test_settings(&fresh_database().await, RedisMode::Single, &url);
+    // Long enough that no pause of a loaded machine ends it; the test moves the clock instead.
+    settings.cache_outage_hold_secs = 3600;
+    let app = TestApp::spawn_with(settings).await;
+    assert_eq!(ready(&app).await["breakers"]["redis"], "closed");
+    assert!(
+        metrics(&app)
+            .await
+            .contains(r#"breaker_open{dependency="redis"} 0"#)
+    );
+
+    redis.stop();
+    // Every request is answered while the failures that open the breaker happen.
+    for movie in 1..=12 {
+        let response = app.get(&format!("/movies/{movie}")).await;
+        assert_eq!(response.status(), 200, "/movies/{movie} without Redis");
+    }
+    let body = ready(&app).await;
+    assert_eq!(
+        (&body["redis"], &body["breakers"]["redis"], &body["status"]),
+        (
+            &Value::from("down"),
+            &Value::from("open"),
+            &Value::from("degraded")
+        ),
+        "{body}"
+    );
+    let text = metrics(&app).await;
+    assert!(
+        text.contains(r#"breaker_open{dependency="redis"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"breaker_opened_total{dependency="redis"} 1"#),
+        "{text}"
+    );
+
+    // A shared value is computed once, then served from this instance's memory.
+    let first = app.get("/movies/popular?limit=5").await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(
+        cache_status(&first),
+        "origin; fwd=miss; detail=cache-unavailable"
+    );
+    let held = app.get("/movies/popular?limit=5").await;
+    assert_eq!(held.status(), 200);
+    assert!(
+        cache_status(&held).starts_with("origin; hit; ttl=")
+            && cache_status(&held).ends_with("detail=cache-unavailable"),
+        "{}",
+        cache_status(&held)
+    );
+    assert_eq!(
+        first.text().await.unwrap(),
+        held.text().await.unwrap(),
+        "the same list"
+    );
+    // A user's value is not held: no instance could hear of that user's rating now.
+    let token = app.user_token(1);
+    for _ in 0..2 {
+        let response = app.get_as("/users/1/profile", &token).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            cache_status(&response),
+            "origin; fwd=miss; detail=cache-unavailable"
+        );
+    }
+    // The hold ends: computed again.
+    app.state.cache.clock().advance(3601);
+    assert_eq!(
+        cache_status(&app.get("/movies/popular?limit=5").await),
+        "origin; fwd=miss; detail=cache-unavailable"
+    );
+
+    // Redis returns: the probe closes the breaker by itself, and nothing held through the
+    // outage is served any more (it may have missed another instance's change).
+    redis.start();
+    let closed = eventually(Duration::from_secs(15), || async {
+        ready(&app).await["breakers"]["redis"] == "closed"
+    })
+    .await;
+    assert!(closed, "the breaker closes when Redis answers again");
+    let back = eventually(Duration::from_secs(15), || async {
+        cache_status(&app.get("/movies/popular?limit=5").await) == "origin; fwd=miss; stored"
+    })
+    .await;
+    assert!(back, "Redis is used again, the held value is not");
+    assert!(
+        metrics(&app)
+            .await
+            .contains(r#"breaker_open{dependency="redis"} 0"#)
+    );
+}
+
+#[tokio::test]
+async fn the_bulkhead_bounds_the_computations_of_one_family() {
+    const TURNS: usize = 2;
+    const REQUESTS: usize = 6;
+    let mode = tests::redis_mode();
+    let mut settings = test_settings(&fresh_database().await, mode, &tests::redis_url(mode));
+    settings.compute_concurrency = TURNS as u32;
+    let app = TestApp::spawn_with(settings).await;
+
+    // Every computation of a movie is held until the test lets it go; the hook records how
+    // many ran at once.
+    let running = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let (started_tx, mut started_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let movie_prefix = app.state.cache.keys().movie(shared::params::MovieId(1));
+    let movie_prefix = movie_prefix.trim_end_matches('1').to_owned();
+    {
+        let (running, most, release) = (running.clone(), most.clone(), release.clone());
+        app.state.cache.hooks().install(move |point| {
+            let (running, most, release, started) = (
+                running.clone(),
+                most.clone(),
+                release.clone(),
+                started_tx.clone(),
+            );
+            let movie_prefix = movie_prefix.clone();
+            async move {
+                if let Point::ComputeStarted { key } = point
+                    && key.starts_with(&movie_prefix)
+                {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    let _ = started.send(());
+                    release.acquire().await.unwrap().forget();
+                    running.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+            .boxed()
+        });
+    }
+
+    let requests: Vec<_> = (1..=REQUESTS)
+        .map(|movie| {
+            let url = app.url(&format!("/movies/{movie}"));
+            tokio::spawn(async move { reqwest::get(url).await.unwrap().status() })
+        })
+        .collect();
+    // Once TURNS computations are inside (without a bulkhead, all of them would be by now),
+    // let one go each time another starts.
+    for _ in 0..TURNS {
+        started_rx.recv().await.expect("a computation starts");
+    }
+    for _ in TURNS..REQUESTS {
+        release.add_permits(1);
+        started_rx.recv().await.expect("a computation starts");
+    }
+    release.add_permits(TURNS);
+    for request in requests {
+        assert_eq!(request.await.unwrap(), 200);
+    }
+    let most = most.load(Ordering::SeqCst);
+    assert!(
+        (1..=TURNS).contains(&most),
+        "{most} computations of one family ran at once; the bulkhead allows {TURNS}"
+    );
+}
