@@ -6,12 +6,17 @@
 //! origin gave no answer: a connection failure or a timeout, each origin asked at most once,
 //! each with the full `ORIGIN_TIMEOUT_MS`. Any HTTP status an origin sent, a 500 included, is
 //! its answer. With one origin, this is a single request, as before.
+//!
+//! An origin that gave no answer is ranked last by this isolate for a while
+//! (`shared::origins::Ejections`), so after one request found it gone the others, ratings
+//! too, go to a survivor first; its first answer afterwards restores it.
 
 use crate::reply::{self, Served};
 use crate::{CACHE_NAME, Config};
 use futures::future::{Either, select};
 use shared::cache_status::{CacheStatus, Forward};
-use shared::origins::{Affinity, Failover};
+use shared::origins::{Affinity, Ejections, Failover};
+use std::cell::RefCell;
 use std::time::Duration;
 use worker::{
     AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, Response, Result,
@@ -62,6 +67,15 @@ async fn buffer(mut response: Response) -> Result<Served> {
     })
 }
 
+thread_local! {
+    /// This isolate's origins set aside (an isolate runs one thread: no lock is needed).
+    static EJECTIONS: RefCell<Ejections> = RefCell::new(Ejections::default());
+}
+
+fn now_ms() -> f64 {
+    worker::Date::now().as_millis() as f64
+}
+
 /// Sends `init` to `path_and_query` on the origins ranked for `affinity`: the first one, then,
 /// while `failover` allows, the next after each origin that gave no answer. The last failure
 /// when none answered.
@@ -73,14 +87,25 @@ async fn exchange(
     failover: Failover,
 ) -> std::result::Result<Served, Failure> {
     let mut failure = Failure::Unreachable("no origin".to_owned());
-    for origin in config.origins.ranked(affinity) {
+    let ranked: Vec<String> = EJECTIONS.with_borrow(|ejections| {
+        config
+            .origins
+            .ranked_avoiding(affinity, ejections, now_ms())
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    });
+    for origin in &ranked {
         // Each attempt a new request from the same init: its body is a byte array, which the
         // Request constructor copies, so a retry sends the same bytes.
         let url = format!("{origin}{path_and_query}");
         failure = match Request::new_with_init(&url, init) {
             Ok(request) => match send(request, config).await {
                 Ok(response) => match buffer(response).await {
-                    Ok(served) => return Ok(served),
+                    Ok(served) => {
+                        EJECTIONS.with_borrow_mut(|ejections| ejections.restore(origin));
+                        return Ok(served);
+                    }
                     // The answer broke off: no answer, like a failed connection.
                     Err(err) => Failure::Unreachable(err.to_string()),
                 },
@@ -88,6 +113,7 @@ async fn exchange(
             },
             Err(err) => Failure::Unreachable(err.to_string()),
         };
+        EJECTIONS.with_borrow_mut(|ejections| ejections.eject(origin, now_ms()));
         if failover == Failover::Never {
             break;
         }

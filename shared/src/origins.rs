@@ -20,6 +20,13 @@
 //! When the chosen origin gives no answer (the connection fails, or no response comes within
 //! the deadline), [`Failover`] says whether the edge may ask the next one. An HTTP error
 //! status the origin sent is an answer, passed on as it is, and never a reason to ask another.
+//!
+//! An origin that gave no answer is also set aside for a while ([`Ejections`], passive
+//! outlier detection as Envoy does it): new requests rank it last, so once one request has
+//! found an instance gone, the others, ratings included, go straight to a survivor instead of
+//! each finding out for itself (a rating, which is never retried elsewhere, would otherwise
+//! fail). After [`Ejections::PERIOD_MS`] it is ranked as before again, and the first request
+//! that reaches it brings it back.
 
 use crate::params::UserId;
 use sha2::{Digest, Sha256};
@@ -70,6 +77,20 @@ impl Origins {
         &self.0
     }
 
+    /// [`Origins::ranked`], with the origins `ejections` sets aside at `now_ms` moved last
+    /// (each group keeps its order).
+    pub fn ranked_avoiding(
+        &self,
+        affinity: &Affinity,
+        ejections: &Ejections,
+        now_ms: f64,
+    ) -> Vec<&str> {
+        let mut ranked = self.ranked(affinity);
+        // A stable sort: `false` (not set aside) first.
+        ranked.sort_by_key(|url| ejections.is_ejected(url, now_ms));
+        ranked
+    }
+
     /// Every origin once, the one to ask first first: by descending rendezvous [`weight`]
     /// for `affinity` (ties, which SHA-256 makes practically impossible, by URL).
     pub fn ranked(&self, affinity: &Affinity) -> Vec<&str> {
@@ -81,6 +102,40 @@ impl Origins {
             .collect();
         ranked.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
         ranked.into_iter().map(|(_, url)| url).collect()
+    }
+}
+
+/// The origins that recently gave no answer, each until when it is ranked last (in
+/// milliseconds of the caller's clock: the edge's `Date.now()`). Kept per isolate: each finds
+/// out for itself, which is at most one failed request each.
+#[derive(Debug, Clone, Default)]
+pub struct Ejections {
+    until: Vec<(String, f64)>,
+}
+
+impl Ejections {
+    /// How long an origin that gave no answer is ranked last.
+    pub const PERIOD_MS: f64 = 10_000.0;
+
+    /// `origin` gave no answer at `now_ms`.
+    pub fn eject(&mut self, origin: &str, now_ms: f64) {
+        let until = now_ms + Self::PERIOD_MS;
+        match self.until.iter_mut().find(|(url, _)| url == origin) {
+            Some(entry) => entry.1 = until,
+            None => self.until.push((origin.to_owned(), until)),
+        }
+    }
+
+    /// `origin` answered: it is ranked as usual again.
+    pub fn restore(&mut self, origin: &str) {
+        self.until.retain(|(url, _)| url != origin);
+    }
+
+    /// Whether `origin` is set aside at `now_ms`.
+    pub fn is_ejected(&self, origin: &str, now_ms: f64) -> bool {
+        self.until
+            .iter()
+            .any(|(url, until)| url == origin && now_ms < *until)
     }
 }
 
@@ -210,6 +265,28 @@ mod tests {
 
     fn first(origins: &Origins, affinity: &Affinity) -> String {
         origins.ranked(affinity)[0].to_owned()
+    }
+
+    #[test]
+    fn an_origin_that_gave_no_answer_is_asked_last_for_a_while() {
+        let all = origins(&[A, B, C]);
+        let mut ejections = Ejections::default();
+        // A user whose first choice is A.
+        let user = (1..)
+            .map(|id| Affinity::User(UserId(id)))
+            .find(|a| all.ranked(a)[0] == A)
+            .unwrap();
+        let usual = all.ranked(&user);
+        ejections.eject(A, 1_000.0);
+        let avoiding = all.ranked_avoiding(&user, &ejections, 1_001.0);
+        assert_eq!(avoiding.last(), Some(&A));
+        assert_eq!(avoiding[..2], usual[1..], "the others keep their order");
+        // The period ends: ranked as usual, and an answer clears it at once.
+        let later = 1_000.0 + Ejections::PERIOD_MS;
+        assert_eq!(all.ranked_avoiding(&user, &ejections, later), usual);
+        ejections.eject(A, 2_000.0);
+        ejections.restore(A);
+        assert_eq!(all.ranked_avoiding(&user, &ejections, 2_001.0), usual);
     }
 
     #[test]
