@@ -19,6 +19,11 @@
 #                              (node folders DIR/nPORT are wiped and the cluster re-created
 #                              unless all six nodes already answer with cluster_state:ok)
 #   cluster-stop DIR           stop its six nodes
+#   cluster-node-kill DIR PORT SIGKILL one node of that cluster (DIR/nPORT), as a crash would;
+#                              refuses a port outside its BASEPORT..BASEPORT+5
+#   cluster-node-start DIR PORT start that one node again with its own nodes.conf, so it
+#                              rejoins the cluster (a master that was failed over comes back
+#                              as a replica); waits until it reports cluster_state:ok
 #
 # Environment:
 #   SERVICES_DIR=/tmp/movierec-services  folder used by up/down/status (subfolders pg, redis, cluster)
@@ -301,6 +306,57 @@ cluster_stop_nodes() { # DIR
   return 0
 }
 
+# One cluster node with its files in N (DIR/nPORT). A node that finds its nodes.conf rejoins
+# the cluster it describes. The node timeout is how long a master must be unreachable before
+# its replica takes over: at 1.5 s a killed master's slots are served again about 3 s later
+# (at 3 s, the earlier value, it took 5.5 s; loadgen --fault cluster-master measures it).
+cluster_node_launch() { # N PORT
+  local n=$1 port=$2
+  redis_launch "$n" "$port" --cluster-enabled yes --cluster-config-file "$n/nodes.conf" \
+    --cluster-node-timeout 1500 --repl-diskless-sync-delay 0
+}
+
+# The node folder of PORT in the cluster in DIR, after checking PORT is one of its six.
+cluster_node_dir() { # DIR PORT
+  local dir=$1 port=$2 base
+  base=$(cat "$dir/baseport" 2>/dev/null) || die "no Redis Cluster in $dir (no $dir/baseport)"
+  (( port >= base && port <= base + 5 )) || die "port $port is not a node of the cluster in $dir ($base..$((base + 5)))"
+  [[ -d $dir/n$port ]] || die "no node folder $dir/n$port"
+  echo "$dir/n$port"
+}
+
+cmd_cluster_node_kill() { # DIR PORT
+  local dir port n pid i
+  dir=$(abs_dir "${1:-}"); port=${2:-}; check_port "$port"
+  n=$(cluster_node_dir "$dir" "$port")
+  pid_alive "$n/redis.pid" || die "the node on port $port is not running (no live pid in $n/redis.pid)"
+  pid=$(<"$n/redis.pid")
+  kill -KILL "$pid"
+  for ((i = 0; i < 100; i++)); do
+    proc_alive "$pid" || break
+    sleep 0.05
+  done
+  proc_alive "$pid" && die "node pid $pid (port $port) did not exit after SIGKILL"
+  rm -f "$n/redis.pid"
+}
+
+cmd_cluster_node_start() { # DIR PORT
+  local dir port n i
+  dir=$(abs_dir "${1:-}"); port=${2:-}; check_port "$port"
+  n=$(cluster_node_dir "$dir" "$port")
+  [[ -f $n/nodes.conf ]] || die "$n has no nodes.conf to rejoin with (create the cluster with cluster-start)"
+  if ! { pid_alive "$n/redis.pid" && redis_ping "$port"; }; then
+    redis_kill "$n"   # a half-dead leftover
+    cluster_node_launch "$n" "$port"
+    redis_wait_ping "$n" "$port"
+  fi
+  for ((i = 0; i < WAIT_SECS * 10; i++)); do
+    [[ $(rcli "$port" cluster info | tr -d '\r') == *cluster_state:ok* ]] && return 0
+    sleep 0.1
+  done
+  die_log "$n/redis.log" "the node on port $port did not rejoin the cluster within ${WAIT_SECS}s"
+}
+
 cmd_cluster_start() { # DIR BASEPORT
   local dir base p n nodes=() why i
   dir=$(abs_dir "${1:-}"); base=${2:-}; check_port "$base"
@@ -313,10 +369,8 @@ cmd_cluster_start() { # DIR BASEPORT
   rm -rf "$dir"/n[0-9]*
   echo "$base" >"$dir/baseport"
   for p in $(cluster_ports "$base"); do
-    n="$dir/n$p"
-    mkdir -p "$n"
-    redis_launch "$n" "$p" --cluster-enabled yes --cluster-config-file "$n/nodes.conf" \
-      --cluster-node-timeout 3000 --repl-diskless-sync-delay 0
+    mkdir -p "$dir/n$p"
+    cluster_node_launch "$dir/n$p" "$p"
     nodes+=("127.0.0.1:$p")
   done
   for p in $(cluster_ports "$base"); do redis_wait_ping "$dir/n$p" "$p"; done
@@ -402,6 +456,8 @@ main() {
     redis-stop)    (( $# == 1 )) || usage; cmd_redis_stop "$@" ;;
     cluster-start) (( $# == 2 )) || usage; cmd_cluster_start "$@" ;;
     cluster-stop)  (( $# == 1 )) || usage; cmd_cluster_stop "$@" ;;
+    cluster-node-kill)  (( $# == 2 )) || usage; cmd_cluster_node_kill "$@" ;;
+    cluster-node-start) (( $# == 2 )) || usage; cmd_cluster_node_start "$@" ;;
     -h|--help|help) usage ;;
     *)             usage ;;
   esac

@@ -48,7 +48,7 @@ if [[ ! -f .dev.vars ]]; then
   echo "PURGE_SECRET=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')" > .dev.vars
 fi
 
-# Stops the process group a pid file names (each is started with setsid).
+# Stops the process group a pid file names (the edge is started with setsid).
 stop_pid() {
   local pidfile=$1
   if [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
@@ -73,23 +73,27 @@ instance_listen() { echo "$ORIGIN_HOST:$((ORIGIN_PORT + $1 - 1))"; }
 instance_file() { if [[ $1 == 1 ]]; then echo origin; else echo "origin-$1"; fi; }
 
 if [[ $ORIGIN_INSTANCES == 1 ]]; then echo "== starting the origin"; else echo "== starting $ORIGIN_INSTANCES origin instances"; fi
-# Every instance an earlier run started, however many there were.
+# Every instance an earlier run started, however many there were. Each instance is started,
+# waited for and stopped by scripts/origin-instance.sh, the one way to run one (loadgen's
+# `--fault origin` restarts a killed instance with it too).
+export RUN_DIR
 for pidfile in "$RUN_DIR"/origin.pid "$RUN_DIR"/origin-*.pid; do
-  stop_pid "$pidfile"
+  [[ -f $pidfile ]] || continue
+  case ${pidfile##*/} in
+    origin.pid) scripts/origin-instance.sh stop 1 ;;
+    origin-[1-9]*.pid) n=${pidfile##*/origin-}; scripts/origin-instance.sh stop "${n%.pid}" ;;
+    *) stop_pid "$pidfile" ;;
+  esac
 done
 # All of them run migrations at start (MIGRATE_ON_START), which is harmless: the import above
 # has applied them already, and sqlx holds a PostgreSQL advisory lock while it migrates.
 ORIGIN_URLS=
 for i in $(seq "$ORIGIN_INSTANCES"); do
-  name=$(instance_file "$i")
-  ORIGIN_LISTEN=$(instance_listen "$i") INSTANCE_NAME="origin-$i" \
-    setsid target/release/origin serve >"$RUN_DIR/$name.log" 2>&1 < /dev/null &
-  echo $! >"$RUN_DIR/$name.pid"
+  ORIGIN_BIN=target/release/origin scripts/origin-instance.sh start "$i"
   ORIGIN_URLS+="${ORIGIN_URLS:+,}http://$(instance_listen "$i")"
 done
 for i in $(seq "$ORIGIN_INSTANCES"); do
-  name=$(instance_file "$i")
-  wait_for "http://$(instance_listen "$i")/health" "$RUN_DIR/$name.pid" "$RUN_DIR/$name.log"
+  scripts/origin-instance.sh wait "$i"
 done
 
 echo "== starting the edge (wrangler dev, workerd)"

@@ -2,8 +2,16 @@
 //! `Cache-Status`, and latency percentiles from an HDR histogram (microsecond resolution,
 //! 3 significant digits). Each worker records into its own [`Recorder`]; they are merged at
 //! the end, so recording never contends.
+//!
+//! The [`Report`] also carries what the other modules measured beside it: the timeline
+//! ([`crate::timeline`]), the faults ([`crate::inject`]), the ratings ledger
+//! ([`crate::ledger`]) and the memory samples ([`crate::memory`]).
 
+use crate::inject::FaultReport;
+use crate::ledger::Ledger;
+use crate::memory::MemoryReport;
 use crate::pattern::Kind;
+use crate::timeline::Second;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -13,17 +21,21 @@ use std::time::Duration;
 /// How one response ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// 2xx or 304; `hit` says whether the nearest cache answered by itself.
+    /// 2xx or 3xx; `hit` says whether the nearest cache answered by itself.
     Ok {
         /// The last `Cache-Status` member (the cache closest to the client) says `hit`.
         hit: bool,
     },
     /// 4xx: the request was refused (bad data or configuration).
     Refused,
-    /// 5xx.
+    /// 503: refused for now (a dependency is down, or the service sheds load).
+    Unavailable,
+    /// Any other 5xx.
     ServerError,
-    /// No response: connection refused, reset, timed out.
+    /// No response: connection refused or reset.
     Transport,
+    /// No response within the client's per-request timeout.
+    Timeout,
 }
 
 #[derive(Debug, Clone)]
@@ -33,7 +45,9 @@ struct Series {
     hits: u64,
     refused: u64,
     server_errors: u64,
+    unavailable: u64,
     transport_errors: u64,
+    timeouts: u64,
 }
 
 impl Series {
@@ -45,7 +59,9 @@ impl Series {
             hits: 0,
             refused: 0,
             server_errors: 0,
+            unavailable: 0,
             transport_errors: 0,
+            timeouts: 0,
         }
     }
 
@@ -57,7 +73,9 @@ impl Series {
         self.hits += other.hits;
         self.refused += other.refused;
         self.server_errors += other.server_errors;
+        self.unavailable += other.unavailable;
         self.transport_errors += other.transport_errors;
+        self.timeouts += other.timeouts;
     }
 }
 
@@ -80,7 +98,15 @@ impl Recorder {
             }
             Outcome::Refused => series.refused += 1,
             Outcome::ServerError => series.server_errors += 1,
+            Outcome::Unavailable => {
+                series.server_errors += 1;
+                series.unavailable += 1;
+            }
             Outcome::Transport => series.transport_errors += 1,
+            Outcome::Timeout => {
+                series.transport_errors += 1;
+                series.timeouts += 1;
+            }
         }
     }
 
@@ -108,7 +134,9 @@ impl Recorder {
                 hits: s.hits,
                 refused: s.refused,
                 server_errors: s.server_errors,
+                unavailable: s.unavailable,
                 transport_errors: s.transport_errors,
+                timeouts: s.timeouts,
                 hit_rate: match kind {
                     Some(k) if !k.cacheable() => None,
                     _ if s.ok == 0 => None,
@@ -141,6 +169,13 @@ impl Recorder {
             warmup_requests,
             kinds,
             total,
+            timeout_ms: 0,
+            timeline: Vec::new(),
+            pace: None,
+            faults: Vec::new(),
+            ledger: None,
+            memory: None,
+            interrupted: false,
         }
     }
 }
@@ -160,10 +195,14 @@ pub struct KindReport {
     pub hits: u64,
     /// 4xx responses.
     pub refused: u64,
-    /// 5xx responses.
+    /// 5xx responses (503 included).
     pub server_errors: u64,
+    /// Of those, 503.
+    pub unavailable: u64,
     /// Requests without a response.
     pub transport_errors: u64,
+    /// Of those, the client's timeouts.
+    pub timeouts: u64,
     /// Share of successful reads the nearest cache answered (`None` for writes); for the
     /// total, over every read.
     pub hit_rate: Option<f64>,
@@ -188,6 +227,30 @@ pub struct Report {
     pub kinds: Vec<KindReport>,
     /// Every request together; its hit rate is over the reads.
     pub total: KindReport,
+    /// The client's per-request timeout (ms): a request without an answer by then is a
+    /// client timeout.
+    pub timeout_ms: u64,
+    /// The measured window second by second.
+    pub timeline: Vec<Second>,
+    /// The asked and achieved request rate, when the workers were paced (`--rate`).
+    pub pace: Option<Pace>,
+    /// The faults injected, in the order given.
+    pub faults: Vec<FaultReport>,
+    /// The ratings ledger, when it was checked.
+    pub ledger: Option<Ledger>,
+    /// The memory samples, when asked for.
+    pub memory: Option<MemoryReport>,
+    /// The run was stopped early (Ctrl-C).
+    pub interrupted: bool,
+}
+
+/// A paced run's rates.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Pace {
+    /// Requests per second asked for (`--rate`).
+    pub target: f64,
+    /// Requests per second sent in the measured window.
+    pub achieved: f64,
 }
 
 impl Report {
@@ -199,6 +262,68 @@ impl Report {
     /// Requests that failed on the server's or the network's side.
     pub fn failures(&self) -> u64 {
         self.total.server_errors + self.total.transport_errors
+    }
+
+    /// Why each fault that could not be injected or restored failed.
+    pub fn fault_failures(&self) -> Vec<String> {
+        self.faults
+            .iter()
+            .filter_map(FaultReport::failure)
+            .collect()
+    }
+
+    /// Whether the ratings ledger balanced exactly; `None` when it was not checked.
+    pub fn ledger_balanced(&self) -> Option<bool> {
+        self.ledger.as_ref().map(Ledger::balanced)
+    }
+
+    /// Counts each fault's errors: those of the seconds from the second it started in until
+    /// the second in which a later fault starts after it was restored (or the window's end),
+    /// so the recovery after a restore counts with its fault. Faults that overlap share the
+    /// seconds they overlap in: their effects cannot be told apart.
+    pub fn attribute_fault_errors(&mut self) {
+        let end = self.timeline.len() as u32;
+        let second_of = |t: f64| (t.max(0.0) as u32).min(end);
+        let spans: Vec<Option<(u32, f64)>> = self
+            .faults
+            .iter()
+            .map(|f| {
+                let (from, to) = f.active(f64::from(end))?;
+                Some((second_of(from), to))
+            })
+            .collect();
+        for (fault, span) in self.faults.iter_mut().zip(&spans) {
+            fault.errors = 0;
+            fault.first_error_second = None;
+            fault.last_error_second = None;
+            let Some((from, restored)) = *span else {
+                continue;
+            };
+            let until = spans
+                .iter()
+                .flatten()
+                .map(|(start, _)| *start)
+                .filter(|start| f64::from(*start) >= restored.ceil() && *start > from)
+                .min()
+                .unwrap_or(end);
+            for second in &self.timeline[from as usize..until as usize] {
+                if second.errors() > 0 {
+                    fault.errors += second.errors();
+                    fault.first_error_second.get_or_insert(second.second);
+                    fault.last_error_second = Some(second.second);
+                }
+            }
+        }
+    }
+
+    /// The timeline as a table (`timeline::table`).
+    pub fn timeline_table(&self) -> String {
+        crate::timeline::table(&self.timeline)
+    }
+
+    /// The timeline as CSV (`timeline::csv`).
+    pub fn timeline_csv(&self) -> String {
+        crate::timeline::csv(&self.timeline)
     }
 }
 
@@ -240,7 +365,86 @@ impl fmt::Display for Report {
             f,
             "measured {:.1} s after {} warm-up requests; hit rate = reads answered by the nearest cache (last Cache-Status member says hit); errors = 4xx + 5xx + no response",
             self.elapsed_secs, self.warmup_requests
-        )
+        )?;
+        let t = &self.total;
+        write!(
+            f,
+            "\nwhole run: P99 {:.2} ms, max {:.1} ms; {} x 4xx, {} x 5xx ({} of them 503), {} without a response ({} client timeouts at {} ms)",
+            t.p99_ms,
+            t.max_ms,
+            t.refused,
+            t.server_errors,
+            t.unavailable,
+            t.transport_errors,
+            t.timeouts,
+            self.timeout_ms
+        )?;
+        if let Some(pace) = self.pace {
+            write!(
+                f,
+                "\npaced to {:.0} req/s: achieved {:.1} req/s",
+                pace.target, pace.achieved
+            )?;
+        }
+        for fault in &self.faults {
+            write!(f, "\n{}", FaultLine(fault))?;
+        }
+        if let Some(ledger) = &self.ledger {
+            write!(f, "\n{ledger}")?;
+        }
+        if let Some(memory) = &self.memory {
+            write!(f, "\n{}", memory.summary())?;
+        }
+        if self.interrupted {
+            write!(f, "\ninterrupted: the run was stopped early")?;
+        }
+        Ok(())
+    }
+}
+
+/// One fault's line in the summary.
+struct FaultLine<'a>(&'a FaultReport);
+
+impl fmt::Display for FaultLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self.0;
+        write!(f, "fault {} on {}: ", r.fault, r.target)?;
+        let Some(injected) = &r.injected else {
+            return write!(f, "not injected (the run stopped first)");
+        };
+        write!(
+            f,
+            "injected {:.2}-{:.2} s",
+            injected.started_s, injected.ended_s
+        )?;
+        if let Some(restored) = &r.restored {
+            write!(
+                f,
+                ", restored {:.2}-{:.2} s",
+                restored.started_s, restored.ended_s
+            )?;
+        }
+        if let Some(failover) = r.failover {
+            match failover.secs() {
+                Some(secs) => write!(
+                    f,
+                    "; failover window {secs:.2} s ({:.2}-{:.2} s)",
+                    failover.from_s,
+                    failover.to_s.unwrap_or_default()
+                )?,
+                None => write!(f, "; failover window did not close")?,
+            }
+        }
+        match (r.first_error_second, r.last_error_second) {
+            (Some(first), Some(last)) => {
+                write!(f, "; {} errors, in seconds {first}..={last}", r.errors)?
+            }
+            _ => write!(f, "; no errors")?,
+        }
+        if let Some(failure) = r.failure() {
+            write!(f, "; FAILED: {failure}")?;
+        }
+        Ok(())
     }
 }
 
@@ -280,5 +484,65 @@ mod tests {
         assert_eq!(report.failures(), 1);
         assert!((report.total.max_ms - 4.0).abs() < 0.01);
         assert!(report.to_string().contains("90.0%"));
+    }
+
+    #[test]
+    fn each_fault_counts_the_errors_from_its_start_to_the_next_faults() {
+        use crate::inject::{Action, FaultReport};
+        let mut report = Recorder::default().report(Duration::from_secs(10), 0);
+        report.timeline = (0..10)
+            .map(|second| Second {
+                second,
+                requests: 10,
+                ok: 10,
+                status_4xx: 0,
+                status_5xx: 0,
+                status_503: u64::from(matches!(second, 2 | 3 | 5 | 7 | 8)),
+                transport_errors: 0,
+                timeouts: 0,
+                p50_ms: None,
+                p99_ms: None,
+                max_ms: None,
+                faults: Vec::new(),
+            })
+            .collect();
+        let action = |started_s: f64, ended_s: f64| Action {
+            command: "x".into(),
+            started_s,
+            ended_s,
+            error: None,
+        };
+        let fault = |label: &str, from: f64, to: f64| FaultReport {
+            fault: label.into(),
+            label: label.into(),
+            target: label.into(),
+            injected: Some(action(from, from + 0.1)),
+            restored: Some(action(to - 0.1, to)),
+            failover: None,
+            errors: 0,
+            first_error_second: None,
+            last_error_second: None,
+        };
+        report.faults = vec![
+            fault("redis", 2.0, 4.5),
+            fault("postgres", 7.0, 8.5),
+            // Overlaps postgres: shares its seconds.
+            fault("origin", 8.0, 9.0),
+        ];
+        report.attribute_fault_errors();
+        let spans: Vec<_> = report
+            .faults
+            .iter()
+            .map(|f| (f.errors, f.first_error_second, f.last_error_second))
+            .collect();
+        assert_eq!(
+            spans,
+            vec![
+                (3, Some(2), Some(5)),
+                (2, Some(7), Some(8)),
+                (1, Some(8), Some(8))
+            ]
+        );
+        assert!(report.to_string().contains("3 errors, in seconds 2..=5"));
     }
 }

@@ -1,14 +1,30 @@
-//! Running the pattern against a live service: closed-loop workers (each sends its next
-//! request when the previous answered) over one keep-alive connection pool, for a warm-up
-//! and then a measured window, then stop by themselves.
+//! Running the pattern against a live service: workers over one keep-alive connection pool,
+//! for a warm-up and then a measured window, then stop by themselves.
+//!
+//! By default each worker is a closed loop: it sends its next request when the previous one
+//! answered. With a rate ([`Options::rate`]) each worker sends on its own schedule
+//! (`connections / rate` apart, the workers' schedules staggered), and one that falls behind
+//! sends its next request at once and keeps its period from there, never a burst to catch up;
+//! the report says the rate achieved. Latency is measured from the actual send.
+//!
+//! Beside the load, [`run_with`] injects faults ([`crate::inject`]), samples memory
+//! ([`crate::memory`]) and checks the ratings ledger ([`crate::ledger`]) once every fault is
+//! restored. A shutdown signal (Ctrl-C) stops the workers (each after the answer it waits for)
+//! and restores every service at once.
 //!
 //! The catalogue's shape comes from the service itself (the top 100 from
 //! `/movies/popular?limit=100`, the genres from `/genres`); user tokens are minted locally
 //! with the service's JWT secret. By default only loopback targets are accepted, so a
 //! mistyped URL cannot load someone else's server.
 
+pub use crate::error::LoadError;
+use crate::fault::{Fault, check_plan};
+use crate::inject::{self, Scripts};
+use crate::ledger::{self, Ledger, RatingAnswers, RatingFate};
+use crate::memory::{self, MemoryProbe};
 use crate::pattern::{Catalogue, Kind, Mix, Pattern, Request};
-use crate::report::{Outcome, Recorder, Report};
+use crate::report::{Outcome, Pace, Recorder, Report};
+use crate::timeline::Timeline;
 use origin::auth::{Caller, Tokens};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -16,9 +32,11 @@ use reqwest::header::{AUTHORIZATION, HeaderValue};
 use secrecy::SecretString;
 use shared::dto::{Genres, PopularMovies};
 use shared::params::UserId;
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 use url::Url;
 
 /// What to run.
@@ -26,7 +44,7 @@ use url::Url;
 pub struct Config {
     /// Base URL of the origin or the edge.
     pub target: Url,
-    /// Concurrent closed-loop workers.
+    /// Concurrent workers.
     pub connections: usize,
     /// Requests made before measuring (caches fill, connections open).
     pub warmup: Duration,
@@ -48,38 +66,25 @@ pub struct Config {
     pub allow_remote: bool,
 }
 
-/// Why a run could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    /// The target is not on loopback and remote targets were not allowed.
-    #[error("refusing to load {0}: not a loopback address (pass --allow-remote to load it anyway)")]
-    Remote(String),
-    /// The target has no usable host.
-    #[error("invalid target {0}: expected a base URL such as http://127.0.0.1:8080")]
-    BadTarget(String),
-    /// The service did not answer the catalogue requests.
-    #[error("could not read {url} from the target: {reason}")]
-    Discovery {
-        /// The URL asked.
-        url: String,
-        /// What went wrong.
-        reason: String,
-    },
-    /// A token could not be minted.
-    #[error("could not mint a token: {0}")]
-    Token(String),
-    /// The target refused a minted user token: the secrets differ.
-    #[error(
-        "the target refused a user token ({status}): set JWT_SECRET (or --jwt-secret) to the service's secret"
-    )]
-    Rejected {
-        /// The answer's status.
-        status: reqwest::StatusCode,
-    },
-    /// The HTTP client could not be built.
-    #[error("could not build the HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
+/// What else a run does besides sending load. The default is a plain closed-loop run, what
+/// [`run`] does.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Total requests per second to pace the workers to; `None`: closed loop.
+    pub rate: Option<f64>,
+    /// Faults to inject, each from its start in the measured window.
+    pub faults: Vec<Fault>,
+    /// The scripts the faults are run with.
+    pub scripts: Scripts,
+    /// PostgreSQL to check the ratings ledger against (when the mix has ratings); `None`:
+    /// no ledger.
+    pub ledger: Option<SecretString>,
+    /// Memory to sample during the run.
+    pub memory: Option<MemoryProbe>,
 }
+
+/// How long the ledger waits for PostgreSQL to answer after the run.
+const LEDGER_PATIENCE: Duration = Duration::from_secs(60);
 
 fn is_loopback(target: &Url) -> Result<bool, LoadError> {
     match target.host() {
@@ -205,13 +210,29 @@ impl Shared {
         Some(builder)
     }
 
-    async fn send(&self, request: &Request) -> Outcome {
+    async fn send(&self, request: &Request) -> Answer {
         let Some(builder) = self.build(request) else {
-            return Outcome::Refused;
+            return Answer {
+                outcome: Outcome::Refused,
+                fate: RatingFate::NotSent,
+            };
+        };
+        let no_answer = |e: reqwest::Error| Answer {
+            outcome: if e.is_timeout() {
+                Outcome::Timeout
+            } else {
+                Outcome::Transport
+            },
+            // No connection: the request never left. Otherwise it may have been processed.
+            fate: if e.is_connect() {
+                RatingFate::NotSent
+            } else {
+                RatingFate::Unknown
+            },
         };
         let response = match builder.send().await {
             Ok(response) => response,
-            Err(_) => return Outcome::Transport,
+            Err(e) => return no_answer(e),
         };
         let status = response.status();
         // The cache closest to this client appended the last member (RFC 9211 2); with
@@ -224,24 +245,89 @@ impl Shared {
             .next_back()
             .is_some_and(shared::cache_status::client_side_hit);
         // The whole body, as a client would read it.
-        if response.bytes().await.is_err() {
-            return Outcome::Transport;
+        if let Err(e) = response.bytes().await {
+            // The status came, so the ledger knows what the service promised.
+            return Answer {
+                fate: RatingFate::Answered(status.as_u16()),
+                ..no_answer(e)
+            };
         }
-        if status.is_success() || status == reqwest::StatusCode::NOT_MODIFIED {
+        let outcome = if status.is_success() || status.is_redirection() {
             Outcome::Ok { hit }
+        } else if status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            Outcome::Unavailable
         } else if status.is_client_error() {
             Outcome::Refused
         } else {
             Outcome::ServerError
+        };
+        Answer {
+            outcome,
+            fate: RatingFate::Answered(status.as_u16()),
         }
+    }
+}
+
+/// One request's end: its class, and what the ledger can tell of it.
+#[derive(Debug, Clone, Copy)]
+struct Answer {
+    outcome: Outcome,
+    fate: RatingFate,
+}
+
+/// Resolves once `stop` says `true`; never if its sender is gone without saying so.
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|stopped| *stopped).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
 /// Runs the pattern: warm-up, then the measured window; returns the measured figures.
 pub async fn run(config: &Config) -> Result<Report, LoadError> {
+    run_with(config, &Options::default(), std::future::pending()).await
+}
+
+/// [`run`] with pacing, faults, the ratings ledger and memory samples as `options` ask. When
+/// `shutdown` resolves (e.g. `tokio::signal::ctrl_c()`), the workers stop, every broken
+/// service is restored, and the report so far comes back marked `interrupted`.
+pub async fn run_with(
+    config: &Config,
+    options: &Options,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Report, LoadError> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let body = execute(config, options, stop_rx);
+    tokio::pin!(body, shutdown);
+    let mut signalled = false;
+    loop {
+        tokio::select! {
+            result = &mut body => return result,
+            _ = &mut shutdown, if !signalled => {
+                signalled = true;
+                let _ = stop_tx.send(true);
+            }
+        }
+    }
+}
+
+async fn execute(
+    config: &Config,
+    options: &Options,
+    stop: watch::Receiver<bool>,
+) -> Result<Report, LoadError> {
     if !config.allow_remote && !is_loopback(&config.target)? {
         return Err(LoadError::Remote(config.target.to_string()));
     }
+    if let Some(rate) = options.rate
+        && !(rate.is_finite() && rate > 0.0)
+    {
+        return Err(LoadError::Invalid(format!(
+            "invalid rate {rate}: expected requests per second above 0"
+        )));
+    }
+    check_plan(&options.faults, config.duration)?;
+    let faults = inject::prepare(&options.faults, &options.scripts).await?;
+
     let connections = config.connections.max(1);
     let client = reqwest::Client::builder()
         .timeout(config.timeout)
@@ -272,45 +358,147 @@ pub async fn run(config: &Config) -> Result<Report, LoadError> {
     {
         shared.check_token().await?;
     }
+    let ledger_url = options
+        .ledger
+        .as_ref()
+        .filter(|_| config.mix.weight(Kind::Rating) > 0);
+    let rows_before = match ledger_url {
+        Some(url) => Some(ledger::count_ratings(url).await?),
+        None => None,
+    };
 
     let start = Instant::now();
     let measure_from = start + config.warmup;
     let end = measure_from + config.duration;
-    let workers: Vec<_> = (0..connections as u64)
+    let memory = options
+        .memory
+        .clone()
+        .map(|probe| tokio::spawn(memory::sample_until(probe, measure_from, end, stop.clone())));
+    let fault_tasks: Vec<_> = faults
+        .into_iter()
+        .map(|fault| {
+            tokio::spawn(inject::drive(
+                fault,
+                options.scripts.clone(),
+                measure_from,
+                stop.clone(),
+            ))
+        })
+        .collect();
+    let timeline = Timeline::default();
+    let period = options
+        .rate
+        .map(|rate| Duration::from_secs_f64(connections as f64 / rate));
+    let workers: Vec<_> = (0..connections)
         .map(|worker| {
             let shared = shared.clone();
-            let seed = config.seed.wrapping_mul(1_000_003).wrapping_add(worker);
+            let seed = config
+                .seed
+                .wrapping_mul(1_000_003)
+                .wrapping_add(worker as u64);
+            let mut seconds = timeline.recorder();
+            let mut stop = stop.clone();
+            // Staggered schedules: worker w starts w/connections of a period late.
+            let mut pace = period.map(|period| {
+                let first = start + period.mul_f64(worker as f64 / connections as f64);
+                let mut ticks = tokio::time::interval_at(first.into(), period);
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                ticks
+            });
             tokio::spawn(async move {
                 let mut rng = ChaCha8Rng::seed_from_u64(seed);
                 let mut recorder = Recorder::default();
+                let mut ratings = RatingAnswers::default();
                 let mut warmup = 0u64;
                 loop {
+                    if let Some(ticks) = &mut pace {
+                        tokio::select! {
+                            _ = ticks.tick() => {}
+                            _ = tokio::time::sleep_until(end.into()) => break,
+                            _ = stopped(&mut stop) => break,
+                        }
+                    }
                     let sent = Instant::now();
-                    if sent >= end {
+                    if sent >= end || *stop.borrow() {
                         break;
                     }
                     let request = shared.pattern.next(&mut rng);
-                    let outcome = shared.send(&request).await;
+                    let rating = request.kind() == Kind::Rating;
+                    // Not abandoned on a stop: its answer keeps the ledger exact.
+                    let answer = shared.send(&request).await;
+                    let latency = sent.elapsed();
+                    if rating {
+                        ratings.record(answer.fate);
+                    }
                     if sent >= measure_from {
-                        recorder.record(request.kind(), sent.elapsed(), outcome);
+                        recorder.record(request.kind(), latency, answer.outcome);
+                        let second = sent.duration_since(measure_from).as_secs() as usize;
+                        seconds.record(second, latency, answer.outcome);
                     } else {
                         warmup += 1;
                     }
                 }
-                (recorder, warmup)
+                (recorder, warmup, ratings)
             })
         })
         .collect();
     let mut total = Recorder::default();
     let mut warmup = 0;
+    let mut ratings = RatingAnswers::default();
     for worker in workers {
-        if let Ok((recorder, count)) = worker.await {
+        if let Ok((recorder, count, answers)) = worker.await {
             total.merge(recorder);
             warmup += count;
+            ratings.merge(answers);
         }
     }
     let measured = Instant::now().saturating_duration_since(measure_from);
-    Ok(total.report(measured, warmup))
+    // Every fault ends within the window, so this waits for the last restoration only.
+    let mut fault_reports = Vec::with_capacity(fault_tasks.len());
+    for task in fault_tasks {
+        if let Ok(report) = task.await {
+            fault_reports.push(report);
+        }
+    }
+    let memory = match memory {
+        Some(task) => task.await.ok(),
+        None => None,
+    };
+    let interrupted = *stop.borrow();
+
+    let mut report = total.report(measured, warmup);
+    report.timeout_ms = config.timeout.as_millis() as u64;
+    let window = if interrupted {
+        measured.min(config.duration)
+    } else {
+        config.duration
+    };
+    let seconds = window.as_secs_f64().ceil() as usize;
+    let active: Vec<(String, f64, f64)> = fault_reports
+        .iter()
+        .filter_map(|f| {
+            let (from, to) = f.active(window.as_secs_f64())?;
+            Some((f.label.clone(), from, to))
+        })
+        .collect();
+    report.timeline = timeline.rows(seconds, &active);
+    // Every measured request was sent within the window: rate over the window itself.
+    report.pace = options.rate.map(|target| Pace {
+        target,
+        achieved: report.total.requests as f64 / window.as_secs_f64().max(1e-9),
+    });
+    report.faults = fault_reports;
+    report.attribute_fault_errors();
+    report.memory = memory;
+    report.interrupted = interrupted;
+    if let (Some(url), Some(before)) = (ledger_url, rows_before) {
+        report.ledger = Some(Ledger {
+            before,
+            after: ledger::count_when_ready(url, LEDGER_PATIENCE).await?,
+            answers: ratings,
+        });
+    }
+    Ok(report)
 }
 
 #[cfg(test)]

@@ -205,3 +205,126 @@ async fn the_bulkhead_bounds_the_computations_of_one_family() {
         "{most} computations of one family ran at once; the bulkhead allows {TURNS}"
     );
 }
+
+/// The load generator's settings for a short fault run against `app`.
+fn load(app: &TestApp, secret: secrecy::SecretString) -> loadgen::Config {
+    loadgen::Config {
+        target: app.url("/").parse().unwrap(),
+        connections: 8,
+        warmup: Duration::from_secs(1),
+        duration: Duration::from_secs(6),
+        seed: 11,
+        users: 943,
+        movies: 1682,
+        // Ratings are a tenth of the mix, so a few hundred are made while the fault lasts.
+        mix: "recommendations=35,movie=25,popular=15,profile=10,genre_top=5,rating=10"
+            .parse()
+            .unwrap(),
+        jwt_secret: secret,
+        timeout: Duration::from_secs(5),
+        allow_remote: false,
+    }
+}
+
+/// A PostgreSQL of the test's own with MovieLens 100K imported, and its `movies` URL.
+async fn private_postgres() -> (PrivateServer, String) {
+    let pg = PrivateServer::postgres();
+    let server = format!("postgres://origin@127.0.0.1:{}", pg.port);
+    let admin = sqlx::PgPool::connect(&format!("{server}/postgres"))
+        .await
+        .unwrap();
+    sqlx::query("CREATE DATABASE movies")
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let url = format!("{server}/movies");
+    tests::import_movielens(&url).await;
+    (pg, url)
+}
+
+/// The short version of the README's fault benchmark: the load generator stops this test's
+/// own Redis for 3 s of a 6 s run. No request fails, Redis's breaker opens and closes again,
+/// and every rating acknowledged is a row in PostgreSQL, exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_load_a_stopped_redis_costs_no_request_and_no_rating() {
+    let redis = PrivateServer::redis();
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let database = fresh_database().await;
+    let settings = test_settings(&database, RedisMode::Single, &url);
+    let secret = settings.jwt_secret.clone();
+    let app = TestApp::spawn_with(settings).await;
+
+    let options = loadgen::Options {
+        faults: vec![loadgen::Fault::new(
+            loadgen::FaultKind::Redis {
+                dir: redis.dir.clone(),
+                port: redis.port,
+            },
+            Duration::from_secs(1),
+            Duration::from_secs(3),
+        )],
+        ledger: Some(database.clone().into()),
+        ..loadgen::Options::default()
+    };
+    let report = loadgen::run_with(&load(&app, secret), &options, std::future::pending())
+        .await
+        .unwrap();
+    let table = report.timeline_table();
+    assert!(report.fault_failures().is_empty(), "{report}");
+    assert_eq!(
+        report.failures(),
+        0,
+        "no 5xx, no request unanswered\n{table}"
+    );
+    assert_eq!(report.total.refused, 0, "{report}");
+    assert_eq!(report.ledger_balanced(), Some(true), "{report}");
+    let ratings = report.kind(loadgen::Kind::Rating).map_or(0, |k| k.ok);
+    assert!(ratings > 0, "ratings were made: {report}");
+    let breaker = app.state.cache.redis().breaker();
+    assert!(breaker.opened_total() >= 1, "the breaker opened\n{table}");
+    let closed = eventually(Duration::from_secs(15), || async { breaker.allows() }).await;
+    assert!(closed, "and closed once Redis was back");
+}
+
+/// The same with this test's own PostgreSQL stopped: the only errors are 503s (with the
+/// breaker open, nothing waits for the database), PostgreSQL's breaker opens and closes
+/// again, and a rating is either acknowledged and in PostgreSQL or refused: the ledger
+/// balances exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_load_a_stopped_postgres_is_answered_503_and_loses_no_rating() {
+    let (pg, database) = private_postgres().await;
+    let mode = tests::redis_mode();
+    let settings = test_settings(&database, mode, &tests::redis_url(mode));
+    let secret = settings.jwt_secret.clone();
+    let app = TestApp::spawn_with(settings).await;
+
+    let options = loadgen::Options {
+        faults: vec![loadgen::Fault::new(
+            loadgen::FaultKind::Postgres {
+                dir: pg.dir.clone(),
+                port: pg.port,
+            },
+            Duration::from_secs(1),
+            Duration::from_secs(3),
+        )],
+        ledger: Some(database.clone().into()),
+        ..loadgen::Options::default()
+    };
+    let report = loadgen::run_with(&load(&app, secret), &options, std::future::pending())
+        .await
+        .unwrap();
+    let table = report.timeline_table();
+    assert!(report.fault_failures().is_empty(), "{report}");
+    assert_eq!(
+        report.total.server_errors, report.total.unavailable,
+        "every 5xx is a 503\n{table}"
+    );
+    assert_eq!(report.total.transport_errors, 0, "{table}");
+    assert!(report.total.unavailable > 0, "the outage was felt\n{table}");
+    assert_eq!(report.ledger_balanced(), Some(true), "{report}");
+    let breaker = app.state.db.breaker();
+    assert!(breaker.opened_total() >= 1, "the breaker opened\n{table}");
+    let closed = eventually(Duration::from_secs(15), || async { breaker.allows() }).await;
+    assert!(closed, "and closed once PostgreSQL was back");
+}

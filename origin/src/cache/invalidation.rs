@@ -112,6 +112,12 @@ impl Tracking {
             && self.session() == mark.session
     }
 
+    /// Whether no change was heard of since `mark`, live session or not: for a value kept
+    /// through a Redis outage, when this instance's own changes are the only ones it can hear.
+    pub(super) fn quiet_since(&self, mark: Mark) -> bool {
+        self.notices.load(Ordering::Acquire) == mark.notices
+    }
+
     fn end(&self) {
         self.session.store(0, Ordering::Release);
         self.ended.notify_one();

@@ -930,7 +930,7 @@ impl Cache {
                 },
             );
             let value = Arc::new(Value::new(entry, OUTAGE_SESSION));
-            if this.inner.tracking.unchanged_since(mark) {
+            if this.inner.tracking.quiet_since(mark) {
                 this.inner.local.insert(&key, Arc::clone(&value));
             }
             Ok((value, false))
