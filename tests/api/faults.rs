@@ -1,7 +1,8 @@
 //! Faults: each dependency's circuit breaker (opens on failures, is visible in `/ready` and
 //! `/metrics`, closes by itself when its probe is answered), what is served while Redis is
-//! known to be down (shared values held in the local tier, user values recomputed), and the
-//! bulkhead that bounds the computations of one family.
+//! known to be down (values held in the local tier for a few seconds, a user's under their
+//! rating version), the bulkhead that bounds the computations of one family, and short runs
+//! of the load generator with a dependency stopped or a cluster master killed.
 //!
 //! The tests that stop a server use private ones (`PrivateServer`), so no other test is
 //! disturbed.
@@ -101,16 +102,28 @@ async fn with_redis_down_its_breaker_opens_shared_values_are_held_and_it_closes_
         held.text().await.unwrap(),
         "the same list"
     );
-    // A user's value is not held: no instance could hear of that user's rating now.
+    // A user's value is held under the user's rating version: served from memory until the
+    // user rates, and never after (the rating bumps the version before it is acknowledged).
     let token = app.user_token(1);
-    for _ in 0..2 {
+    let profile = async || {
         let response = app.get_as("/users/1/profile", &token).await;
         assert_eq!(response.status(), 200);
-        assert_eq!(
-            cache_status(&response),
-            "origin; fwd=miss; detail=cache-unavailable"
-        );
-    }
+        let status = cache_status(&response);
+        let body: Value = response.json().await.unwrap();
+        (status, body["rating_count"].as_i64().unwrap())
+    };
+    let (status, count) = profile().await;
+    assert_eq!(status, "origin; fwd=miss; detail=cache-unavailable");
+    let (status, held_count) = profile().await;
+    assert!(
+        status.starts_with("origin; hit; ttl=") && status.ends_with("detail=cache-unavailable"),
+        "{status}"
+    );
+    assert_eq!(held_count, count);
+    assert_eq!(app.rate(1, 1682, 4.0).await.status(), 201);
+    let (status, after) = profile().await;
+    assert_eq!(status, "origin; fwd=miss; detail=cache-unavailable");
+    assert_eq!(after, count + 1, "the rating is read at once");
     // The hold ends: computed again.
     app.state.cache.clock().advance(3601);
     assert_eq!(
@@ -206,9 +219,19 @@ async fn the_bulkhead_bounds_the_computations_of_one_family() {
     );
 }
 
-/// The load generator's settings for a short fault run against `app`.
-fn load(app: &TestApp, secret: secrecy::SecretString) -> loadgen::Config {
-    loadgen::Config {
+/// A short run of the load generator against `app` (8 connections, 1 s warm-up, 6 s
+/// measured, a tenth of the requests ratings) with `fault` from the first second for
+/// `lasting`, the ratings ledger checked against `database`. Returns the report and its
+/// per-second table (for failure messages); fails if the fault could not be injected or
+/// restored, or if the ledger is off.
+async fn run_fault(
+    app: &TestApp,
+    secret: secrecy::SecretString,
+    database: &str,
+    fault: loadgen::FaultKind,
+    lasting: Duration,
+) -> (loadgen::Report, String) {
+    let config = loadgen::Config {
         target: app.url("/").parse().unwrap(),
         connections: 8,
         warmup: Duration::from_secs(1),
@@ -216,14 +239,27 @@ fn load(app: &TestApp, secret: secrecy::SecretString) -> loadgen::Config {
         seed: 11,
         users: 943,
         movies: 1682,
-        // Ratings are a tenth of the mix, so a few hundred are made while the fault lasts.
         mix: "recommendations=35,movie=25,popular=15,profile=10,genre_top=5,rating=10"
             .parse()
             .unwrap(),
         jwt_secret: secret,
         timeout: Duration::from_secs(5),
         allow_remote: false,
-    }
+    };
+    let options = loadgen::Options {
+        faults: vec![loadgen::Fault::new(fault, Duration::from_secs(1), lasting)],
+        ledger: Some(database.to_owned().into()),
+        ..loadgen::Options::default()
+    };
+    let report = loadgen::run_with(&config, &options, std::future::pending())
+        .await
+        .unwrap();
+    let table = report.timeline_table();
+    assert!(report.fault_failures().is_empty(), "{report}");
+    assert_eq!(report.ledger_balanced(), Some(true), "{report}");
+    let ratings = report.kind(loadgen::Kind::Rating).map_or(0, |k| k.ok);
+    assert!(ratings > 0, "ratings were made: {report}");
+    (report, table)
 }
 
 /// A PostgreSQL of the test's own with MovieLens 100K imported, and its `movies` URL.
@@ -255,32 +291,23 @@ async fn under_load_a_stopped_redis_costs_no_request_and_no_rating() {
     let secret = settings.jwt_secret.clone();
     let app = TestApp::spawn_with(settings).await;
 
-    let options = loadgen::Options {
-        faults: vec![loadgen::Fault::new(
-            loadgen::FaultKind::Redis {
-                dir: redis.dir.clone(),
-                port: redis.port,
-            },
-            Duration::from_secs(1),
-            Duration::from_secs(3),
-        )],
-        ledger: Some(database.clone().into()),
-        ..loadgen::Options::default()
-    };
-    let report = loadgen::run_with(&load(&app, secret), &options, std::future::pending())
-        .await
-        .unwrap();
-    let table = report.timeline_table();
-    assert!(report.fault_failures().is_empty(), "{report}");
+    let (report, table) = run_fault(
+        &app,
+        secret,
+        &database,
+        loadgen::FaultKind::Redis {
+            dir: redis.dir.clone(),
+            port: redis.port,
+        },
+        Duration::from_secs(3),
+    )
+    .await;
     assert_eq!(
         report.failures(),
         0,
         "no 5xx, no request unanswered\n{table}"
     );
     assert_eq!(report.total.refused, 0, "{report}");
-    assert_eq!(report.ledger_balanced(), Some(true), "{report}");
-    let ratings = report.kind(loadgen::Kind::Rating).map_or(0, |k| k.ok);
-    assert!(ratings > 0, "ratings were made: {report}");
     let breaker = app.state.cache.redis().breaker();
     assert!(breaker.opened_total() >= 1, "the breaker opened\n{table}");
     let closed = eventually(Duration::from_secs(15), || async { breaker.allows() }).await;
@@ -299,32 +326,73 @@ async fn under_load_a_stopped_postgres_is_answered_503_and_loses_no_rating() {
     let secret = settings.jwt_secret.clone();
     let app = TestApp::spawn_with(settings).await;
 
-    let options = loadgen::Options {
-        faults: vec![loadgen::Fault::new(
-            loadgen::FaultKind::Postgres {
-                dir: pg.dir.clone(),
-                port: pg.port,
-            },
-            Duration::from_secs(1),
-            Duration::from_secs(3),
-        )],
-        ledger: Some(database.clone().into()),
-        ..loadgen::Options::default()
-    };
-    let report = loadgen::run_with(&load(&app, secret), &options, std::future::pending())
-        .await
-        .unwrap();
-    let table = report.timeline_table();
-    assert!(report.fault_failures().is_empty(), "{report}");
+    let (report, table) = run_fault(
+        &app,
+        secret,
+        &database,
+        loadgen::FaultKind::Postgres {
+            dir: pg.dir.clone(),
+            port: pg.port,
+        },
+        Duration::from_secs(3),
+    )
+    .await;
     assert_eq!(
         report.total.server_errors, report.total.unavailable,
         "every 5xx is a 503\n{table}"
     );
     assert_eq!(report.total.transport_errors, 0, "{table}");
     assert!(report.total.unavailable > 0, "the outage was felt\n{table}");
-    assert_eq!(report.ledger_balanced(), Some(true), "{report}");
     let breaker = app.state.db.breaker();
     assert!(breaker.opened_total() >= 1, "the breaker opened\n{table}");
     let closed = eventually(Duration::from_secs(15), || async { breaker.allows() }).await;
     assert!(closed, "and closed once PostgreSQL was back");
+}
+
+/// The same with a master of this test's own Redis Cluster killed (SIGKILL) and restarted 4 s
+/// later: no request fails (a command on the dead master's slots falls back to PostgreSQL),
+/// the failover window is measured, the cluster client follows the promoted replica without a
+/// restart, and the ledger is exact. Run in the cluster pass of the suite only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_load_a_killed_cluster_master_fails_no_request() {
+    if tests::redis_mode() != RedisMode::Cluster {
+        return;
+    }
+    let cluster = PrivateServer::cluster();
+    let database = fresh_database().await;
+    let settings = test_settings(&database, RedisMode::Cluster, &cluster.cluster_urls());
+    let secret = settings.jwt_secret.clone();
+    let app = TestApp::spawn_with(settings).await;
+
+    let (report, table) = run_fault(
+        &app,
+        secret,
+        &database,
+        loadgen::FaultKind::ClusterMaster {
+            dir: cluster.dir.clone(),
+            base_port: cluster.port,
+        },
+        Duration::from_secs(4),
+    )
+    .await;
+    assert_eq!(
+        report.failures(),
+        0,
+        "no 5xx, no request unanswered\n{table}"
+    );
+    let window = report.faults[0].failover.as_ref().and_then(|f| f.secs());
+    assert!(
+        window.is_some(),
+        "the failover window is measured: {report}"
+    );
+    // After the failover every key is served by Redis again, without a restart.
+    let recovered = eventually(Duration::from_secs(20), || async {
+        cache_status(&app.get("/movies/popular?limit=3").await).starts_with("origin; hit")
+            && cache_status(&app.get("/genres").await).starts_with("origin; hit")
+    })
+    .await;
+    assert!(
+        recovered,
+        "the cache serves again after the failover\n{table}"
+    );
 }

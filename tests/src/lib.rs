@@ -426,6 +426,31 @@ impl PrivateServer {
         server
     }
 
+    /// A private Redis Cluster (3 masters, 3 replicas) on six consecutive ports from
+    /// [`PrivateServer::port`], with their cluster bus ports (+10000) free too.
+    pub fn cluster() -> PrivateServer {
+        let bindable = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+        let base = (0..1000)
+            .map(|_| rand::random_range(20_000u16..40_000))
+            .find(|base| (0..6).all(|i| bindable(base + i) && bindable(base + i + 10_000)))
+            .expect("six free ports for a private cluster");
+        let server = PrivateServer {
+            dir: private_dir("cluster"),
+            port: base,
+            kind: "cluster",
+        };
+        server.start();
+        server
+    }
+
+    /// The cluster's node URLs (comma-separated, as `REDIS_URL` takes them).
+    pub fn cluster_urls(&self) -> String {
+        (0..6)
+            .map(|i| format!("redis://127.0.0.1:{}", self.port + i))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     /// Starts (or restarts) it.
     pub fn start(&self) {
         services(&[

@@ -839,17 +839,16 @@ impl Cache {
     }
 
     /// Serves `key` without Redis: while Redis is down (or this value's invalidation has not
-    /// reached it yet). A shared value computed in such a time is kept in the local tier for
-    /// at most `outage_hold_secs` and served from there meanwhile; a user's value is computed
-    /// every time (no instance could tell another of a rating now). Either way one
-    /// computation per key runs at once, within the family's bulkhead, and nothing is stored
-    /// in Redis.
+    /// reached it yet). A value computed in such a time is kept in the local tier for at most
+    /// `outage_hold_secs` and served from there meanwhile; one computation per key runs at
+    /// once, within the family's bulkhead; nothing is stored in Redis.
     ///
-    /// Without Redis there is no generation token, so a user's computation is pinned to the
-    /// user's rating version in PostgreSQL instead (read first, see
-    /// [`Cache::set_user_versions`]): requests share a computation only when they read the
-    /// same version, so one that starts after a rating was acknowledged, on any instance, never
-    /// joins a computation that started before it.
+    /// Without Redis there is no generation token, so a user's value is pinned to the user's
+    /// rating version in PostgreSQL instead (read first, one indexed row, see
+    /// [`Cache::set_user_versions`]), and to the model's version: requests share a computation,
+    /// and a held value, only under the same pin. Every rating bumps the version before it is
+    /// acknowledged, so a request that starts after a rating was acknowledged, on any
+    /// instance, reads the new version and never gets what was computed before it.
     async fn without_redis<F, Fut>(
         &self,
         family: Family,
@@ -869,8 +868,29 @@ impl Cache {
             detail: Some("cache-unavailable"),
             ..status
         };
-        if matches!(scope, Scope::Global)
-            && let Some(value) = self.inner.local.get(&key)
+        // A user's value is pinned to the user's rating version (and the model's), read
+        // first: it is shared, and held, only under that pin.
+        let pin = match (&scope, scope.user()) {
+            (_, None) => Some(String::new()),
+            (scope, Some(user)) => match self.inner.user_versions.get() {
+                Some(versions) => {
+                    let version = versions(user).await?;
+                    Some(match scope {
+                        Scope::UserModel(_, model) => format!("{version}/{model}"),
+                        _ => version.to_string(),
+                    })
+                }
+                // No source of versions (tests of the cache alone): never shared nor held.
+                None => None,
+            },
+        };
+        let held_key = match (&pin, scope.user()) {
+            (Some(_), None) => Some(key.clone()),
+            (Some(pin), Some(_)) => Some(format!("{key}#outage#{pin}")),
+            (None, _) => None,
+        };
+        if let Some(held_key) = &held_key
+            && let Some(value) = self.inner.local.get(held_key)
             && value.session == OUTAGE_SESSION
         {
             let wanted = Wanted { epoch, tag: None };
@@ -884,26 +904,15 @@ impl Cache {
             }
         }
         stats.record(family, Event::lookup(cause, false));
-        let pin = match (&scope, scope.user()) {
-            (_, None) => String::new(),
-            (scope, Some(user)) => {
-                let version = match self.inner.user_versions.get() {
-                    Some(versions) => versions(user).await?.to_string(),
-                    // No source of versions (tests of the cache alone): never shared.
-                    None => format!("unshared-{}", new_token()),
-                };
-                match scope {
-                    Scope::UserModel(_, model) => format!("{version}/{model}"),
-                    _ => version,
-                }
-            }
-        };
         let flight_key = format!(
-            "{}#without-redis#{pin}",
-            Pinned::global(epoch).flight_key(&key, &scope)
+            "{}#without-redis#{}",
+            Pinned::global(epoch).flight_key(&key, &scope),
+            pin.clone()
+                .unwrap_or_else(|| format!("unshared-{}", new_token()))
         );
         let this = self.clone();
-        let hold = matches!(scope, Scope::Global) && self.inner.outage_hold_secs > 0;
+        let held_key = held_key.filter(|_| self.inner.outage_hold_secs > 0);
+        let shared = matches!(scope, Scope::Global);
         let flight = async move {
             let mark = this.inner.tracking.mark();
             let computed = {
@@ -915,11 +924,12 @@ impl Cache {
                 CAUSE.scope(cause, compute(Pinned::global(epoch))).await?
             };
             this.inner.stats.record(family, Event::Computed(cause));
-            if !hold {
+            let Some(held_key) = held_key else {
                 return Ok((this.uncached(computed.body), false));
-            }
-            // Kept for the hold only (or less, if the value's own freshness is shorter), and
-            // only if no change was heard of while it was computed.
+            };
+            // Kept for the hold only (or less, if the value's own freshness is shorter); a
+            // shared value only if no change was heard of while it was computed (a user's is
+            // kept under its pin, which a rating changes).
             let hold_secs = (computed.ttl_secs as i64).min(this.inner.outage_hold_secs);
             let entry = this.entry(
                 &Pinned::global(epoch),
@@ -930,8 +940,8 @@ impl Cache {
                 },
             );
             let value = Arc::new(Value::new(entry, OUTAGE_SESSION));
-            if this.inner.tracking.quiet_since(mark) {
-                this.inner.local.insert(&key, Arc::clone(&value));
+            if !shared || this.inner.tracking.quiet_since(mark) {
+                this.inner.local.insert(&held_key, Arc::clone(&value));
             }
             Ok((value, false))
         };
