@@ -4,7 +4,8 @@
 #
 # Starts what is missing (PostgreSQL, Redis, Redis Cluster: scripts/services.sh; MovieLens:
 # scripts/fetch-data.sh; the wasm32 target), checks formatting and lints (`cargo fmt --check`,
-# clippy with `-D warnings`, the edge crate for wasm32), builds, imports MovieLens 100K into a template
+# clippy with `-D warnings`, the edge crate for wasm32), checks the alert rules with promtool
+# (installing Debian's prometheus package when missing), builds, imports MovieLens 100K into a template
 # database that each test copies (with a model trained on it), then runs:
 #   1. unit tests of every crate and the end-to-end tests against the single Redis;
 #   2. the end-to-end tests again against the Redis Cluster;
@@ -55,11 +56,22 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver
 fi
 rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+# promtool, for the alert rules (ops/prometheus): Debian's prometheus package.
+if ! command -v promtool >/dev/null; then
+  sudo=; [[ $(id -u) == 0 ]] || sudo=sudo
+  $sudo apt-get update -q
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y prometheus
+fi
 
 echo "== style and lints (rustfmt; clippy with warnings as errors, the edge for wasm32)"
 cargo fmt --all --check
 cargo clippy --locked --workspace --exclude edge --all-targets -- -D warnings
 cargo clippy --locked -p edge --target wasm32-unknown-unknown --all-targets -- -D warnings
+
+echo "== alert rules (promtool: syntax, and their unit tests)"
+promtool check rules ops/prometheus/alerts.yml
+promtool test rules ops/prometheus/alerts.test.yml
+promtool check config --syntax-only ops/prometheus/prometheus.yml
 
 echo "== build"
 cargo build --locked --workspace --exclude edge --all-targets

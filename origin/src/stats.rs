@@ -93,7 +93,9 @@ async fn node_info(url: &str) -> Option<String> {
         .flatten()
 }
 
-async fn redis_report(state: &AppState) -> RedisReport {
+/// Redis's figures, from a `PING` and each master's `INFO`; nothing is asked while Redis's
+/// circuit breaker is open (the report then says unreachable at once).
+pub async fn redis_report(state: &AppState) -> RedisReport {
     let redis = state.cache.redis();
     let mut report = RedisReport {
         mode: match redis.mode() {
@@ -102,6 +104,9 @@ async fn redis_report(state: &AppState) -> RedisReport {
         },
         ..RedisReport::default()
     };
+    if !redis.breaker().allows() {
+        return report;
+    }
     let latency = redis.ping().await;
     report.reachable = latency.is_some();
     report.latency_ms = latency.map(|d| d.as_secs_f64() * 1000.0);

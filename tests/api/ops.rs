@@ -248,3 +248,75 @@ async fn advisory_locks(db: &sqlx::PgPool) -> i64 {
     .await
     .unwrap()
 }
+
+/// The metric names a PromQL or Grafana file reads: the words with one of the origin's metric
+/// prefixes (label names have none of them), a histogram's `_bucket`/`_count`/`_sum` as the
+/// histogram.
+fn metric_names_in(text: &str) -> std::collections::BTreeSet<String> {
+    const PREFIXES: [&str; 6] = [
+        "cache_",
+        "redis_",
+        "breaker_",
+        "dependency_",
+        "http_",
+        "recommend_",
+    ];
+    text.split(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+        .filter(|word| PREFIXES.iter().any(|p| word.starts_with(p)))
+        .map(|word| {
+            ["_bucket", "_count", "_sum"]
+                .iter()
+                .find_map(|suffix| word.strip_suffix(suffix))
+                .unwrap_or(word)
+                .to_owned()
+        })
+        .collect()
+}
+
+/// `ops/prometheus/alerts.yml` (checked by `promtool` in scripts/test.sh) and the Grafana
+/// dashboard read only metrics the origin exports: a renamed metric fails here, not silently
+/// in production.
+#[tokio::test]
+async fn the_alert_rules_and_the_grafana_dashboard_read_metrics_that_exist() {
+    let app = TestApp::spawn().await;
+    // Every histogram has a sample: a request, and a recommendation (a fold-in).
+    let token = app.user_token(1);
+    assert_eq!(
+        app.get_as("/users/1/recommendations", &token)
+            .await
+            .status(),
+        200
+    );
+    let text = app.get("/metrics").await.text().await.unwrap();
+    let exported: std::collections::BTreeSet<String> = text
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .filter_map(|line| line.split(['{', ' ']).next())
+        .map(|name| metric_names_in(name).into_iter().next().unwrap_or_default())
+        .collect();
+
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let alerts = std::fs::read_to_string(root.join("ops/prometheus/alerts.yml")).unwrap();
+    let dashboard = std::fs::read_to_string(root.join("ops/grafana/movierec-origin.json")).unwrap();
+    let dashboard: Value = serde_json::from_str(&dashboard).expect("the dashboard is JSON");
+    let exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|panel| panel["targets"].as_array().cloned().unwrap_or_default())
+        .map(|target| target["expr"].as_str().expect("a PromQL expr").to_owned())
+        .collect();
+    assert!(exprs.len() >= 10, "the dashboard has its panels");
+
+    for (file, read) in [
+        ("alerts.yml", metric_names_in(&alerts)),
+        ("movierec-origin.json", metric_names_in(&exprs.join("\n"))),
+    ] {
+        assert!(!read.is_empty(), "{file} reads metrics");
+        let missing: Vec<&String> = read.difference(&exported).collect();
+        assert!(
+            missing.is_empty(),
+            "{file} reads metrics /metrics does not export: {missing:?}\n{text}"
+        );
+    }
+}

@@ -55,13 +55,32 @@ async fn ready(State(state): State<AppState>) -> Response {
 
 async fn metrics(State(state): State<AppState>) -> Response {
     // Gauges read when scraped: the local tier's size against its bound, whether Redis's
-    // change notices are flowing (without them, shared values are not served locally), and
-    // each dependency's circuit breaker (open: 1) with the times it opened.
+    // change notices are flowing (without them, shared values are not served locally), Redis's
+    // figures, each dependency's state and circuit breaker (open: 1) with the times it
+    // opened, and the invalidations waiting for Redis.
     let local = state.cache.local_snapshot();
     metrics::gauge!("cache_local_bytes").set(local.tier.size_bytes as f64);
     metrics::gauge!("cache_local_capacity_bytes").set(local.tier.capacity_bytes as f64);
     metrics::gauge!("cache_local_entries").set(local.tier.entries as f64);
     metrics::gauge!("cache_tracking_live").set(f64::from(u8::from(local.tracking_session != 0)));
+    // Redis's own figures (INFO of each master, a PING) and whether each dependency answers:
+    // what the alert rules of `ops/prometheus/alerts.yml` read. Asked at scrape time only.
+    let (redis, postgres_up) = tokio::join!(crate::stats::redis_report(&state), state.db.ping());
+    metrics::gauge!("redis_used_memory_bytes").set(redis.used_memory_bytes as f64);
+    metrics::gauge!("redis_maxmemory_bytes").set(redis.maxmemory_bytes as f64);
+    metrics::counter!("redis_evicted_keys_total").absolute(redis.evicted_keys);
+    metrics::gauge!("redis_connected_clients").set(redis.connected_clients as f64);
+    metrics::gauge!("redis_ops_per_second").set(redis.ops_per_sec as f64);
+    match redis.latency_ms {
+        Some(ms) => metrics::gauge!("redis_ping_seconds").set(ms / 1000.0),
+        // No answer: the last latency would be a lie; the dependency gauge says why.
+        None => metrics::gauge!("redis_ping_seconds").set(f64::NAN),
+    }
+    metrics::gauge!("dependency_up", "dependency" => "redis")
+        .set(f64::from(u8::from(redis.reachable)));
+    metrics::gauge!("dependency_up", "dependency" => "postgres")
+        .set(f64::from(u8::from(postgres_up)));
+    metrics::gauge!("cache_pending_invalidations").set(state.cache.pending_invalidations() as f64);
     for breaker in [state.db.breaker(), state.cache.redis().breaker()] {
         metrics::gauge!("breaker_open", "dependency" => breaker.dependency())
             .set(f64::from(u8::from(!breaker.allows())));
