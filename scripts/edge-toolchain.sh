@@ -24,7 +24,8 @@
 #                                   wasm-bindgen-test-runner too; must equal the workspace's
 #                                   `wasm-bindgen = "=0.2.130"` exactly
 #   - node_modules/ from package.json + package-lock.json (wrangler 4.86.0, the last one that
-#     runs on Node 20, with esbuild and workerd; binaryen 132.0.0 for wasm-opt) via `npm ci`,
+#     runs on Node 20, with esbuild and workerd; binaryen 132.0.0 for wasm-opt; uPlot 1.6.32 for
+#     the origin's dashboard, bundled by scripts/build-dashboard.sh) via `npm ci`,
 #     when node_modules/.bin/wrangler is missing or package-lock.json is newer than the last
 #     install (node_modules/.package-lock.json)
 #
@@ -92,6 +93,7 @@ node_modules_fresh() {
   [[ -x $repo_root/node_modules/.bin/wrangler ]] \
     && [[ -x $repo_root/node_modules/.bin/wasm-opt ]] \
     && [[ -x $repo_root/node_modules/.bin/esbuild ]] \
+    && [[ -f $repo_root/node_modules/uplot/package.json ]] \
     && [[ -f $repo_root/node_modules/.package-lock.json ]] \
     && ! [[ $repo_root/package-lock.json -nt $repo_root/node_modules/.package-lock.json ]]
 }
@@ -146,7 +148,7 @@ for m in "${missing[@]}"; do
       cargo install --quiet --force wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" >&2
       ;;
     node_modules*)
-      say "npm ci (wrangler, esbuild, workerd, binaryen)"
+      say "npm ci (wrangler, esbuild, workerd, binaryen, uplot)"
       (cd "$repo_root" && npm ci --quiet --no-audit --no-fund >&2)
       touch "$repo_root/node_modules/.package-lock.json"
       ;;

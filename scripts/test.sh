@@ -11,7 +11,9 @@
 #   2. the end-to-end tests again against the Redis Cluster;
 #   3. a wasm32 build of `shared`, and `wrangler deploy --dry-run` of the edge worker.
 # The edge worker is built (scripts/build-edge.sh, installing its toolchain when missing) and
-# the end-to-end tests run it in workerd through `wrangler dev`.
+# the end-to-end tests run it in workerd through `wrangler dev`. The dashboard's page is bundled
+# (scripts/build-dashboard.sh) before anything compiles the origin, which embeds it, and its
+# JavaScript unit tests run (`node --test`).
 # Services it started are stopped again at the end; services that were already running
 # (a developer's `scripts/up.sh`) are left running.
 set -euo pipefail
@@ -62,6 +64,10 @@ if ! command -v promtool >/dev/null; then
   $sudo apt-get update -q
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y prometheus
 fi
+
+echo "== the dashboard's page (bundled before the origin compiles: it embeds it)"
+scripts/build-dashboard.sh
+node --test origin/dashboard/test
 
 echo "== style and lints (rustfmt; clippy with warnings as errors, the edge for wasm32)"
 cargo fmt --all --check

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Brings the whole system up on this machine (the README's first command):
 # PostgreSQL, Redis and a Redis Cluster on loopback (scripts/services.sh), MovieLens 100K
-# fetched and imported, a model trained (once), the origin built (release) and started in the
-# background on 127.0.0.1:8080, and the edge worker built and started in workerd
-# (`wrangler dev`) on 127.0.0.1:8787 in front of it. Prints the URLs and tokens to try them
-# with. Idempotent: a second run restarts both with the latest build. Stop: scripts/down.sh.
+# fetched and imported, a model trained (once), the dashboard's page bundled and the origin
+# built (release, embedding it) and started in the background on 127.0.0.1:8080, and the edge
+# worker built and started in workerd (`wrangler dev`) on 127.0.0.1:8787 in front of it. Prints
+# the URLs and tokens to try them with. Idempotent: a second run restarts both with the latest build. Stop: scripts/down.sh.
 #
 # ORIGIN_INSTANCES=N (default 1) starts N origin instances on consecutive ports from
 # ORIGIN_LISTEN (8080, 8081, ...), named origin-1 ... origin-N (INSTANCE_NAME), all on the
@@ -30,6 +30,8 @@ mkdir -p "$RUN_DIR"
 scripts/services.sh up
 scripts/fetch-data.sh
 
+echo "== bundling the dashboard's page (the origin embeds it)"
+scripts/build-dashboard.sh
 echo "== building the origin (release)"
 cargo build --locked --release -p origin
 
@@ -128,6 +130,8 @@ Try (twice, and read Cache-Status and Age):
   curl -i http://127.0.0.1:$EDGE_PORT/genres/sci-fi/top
   curl -i http://127.0.0.1:$EDGE_PORT/users/1/recommendations -H 'Authorization: Bearer $TOKEN'
 $STATS
+
+Dashboard of an instance (it asks for the admin token of the stats line): http://$(instance_listen 1)/admin/dashboard
 
 Tokens: target/release/origin token --user ID | --admin.   Stop: scripts/down.sh
 INFO

@@ -6,10 +6,12 @@
 //! waiting for a connection, and one background probe (`SELECT 1`) closes the breaker when
 //! PostgreSQL answers again. The pool itself waits at most `DATABASE_TIMEOUT_MS` for a
 //! connection, so the requests that find out PostgreSQL went away are bounded too.
+//! Each question's time goes into the request's trace, if one is recorded (`crate::trace`).
 
 use crate::breaker::{Breaker, BreakerConfig};
 use crate::error::AppError;
 use crate::settings::DatabaseSettings;
+use crate::trace::Step;
 use anyhow::Context;
 use secrecy::ExposeSecret;
 use shared::dto::{Genre, Movie, Profile};
@@ -156,10 +158,20 @@ impl Db {
         &self,
         query: impl Future<Output = Result<T, AppError>>,
     ) -> Result<T, AppError> {
+        let started = crate::trace::stamp();
         if !self.breaker.allows() {
+            crate::trace::record(Step::PostgresRefused, started);
             return Err(AppError::database_unavailable());
         }
         let result = query.await;
+        crate::trace::record(
+            match &result {
+                Ok(_) => Step::Postgres,
+                Err(err) if err.is_unavailable() => Step::PostgresUnavailable,
+                Err(_) => Step::PostgresFailed,
+            },
+            started,
+        );
         match &result {
             Err(err) if err.is_unavailable() => {
                 if self.breaker.failed() {

@@ -1,6 +1,6 @@
 //! HTTP plumbing shared by the routes: extractors whose rejections use the JSON error shape
 //! (request bodies: JSON objects of at most [`MAX_BODY_BYTES`]), conditional responses (strong ETag, 304 on `If-None-Match`), and the middleware that gives
-//! every response `Cache-Status` and `Cache-Control` and records its latency.
+//! every response `Cache-Status` and `Cache-Control` and records its latency and trace.
 
 use crate::cache::Rendered;
 use crate::error::AppError;
@@ -198,28 +198,40 @@ pub fn set_cache_status(headers: &mut HeaderMap, status: &CacheStatus) {
     }
 }
 
+/// What [`frame`] needs: the settings, and where request traces are kept. Behind one `Arc`:
+/// axum clones the middleware's state for every request.
+pub struct Frame {
+    /// The service's settings.
+    pub settings: Arc<Settings>,
+    /// The recent requests' traces (`crate::trace`).
+    pub traces: crate::trace::Traces,
+}
+
 /// Middleware around every route, in one pass: the request's id (`telemetry`), CORS
 /// ([`cors_preflight`], [`cors_headers`]), the defaults every response gets (`Cache-Status` and
 /// `Cache-Control`: the handler's, or `fwd=bypass`/`fwd=method` and `no-store`), the latency
-/// histogram per route, and the request's log line.
+/// histogram per route, the request's log line and its trace (`crate::trace`).
 ///
 /// One layer rather than one per concern: axum clones and boxes every layer on the routes for
 /// each request, and on the 2-core machine each cost a few percent of the cached-read
 /// throughput.
-pub async fn frame(
-    State(settings): State<Arc<Settings>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+pub async fn frame(State(frame): State<Arc<Frame>>, mut request: Request, next: Next) -> Response {
     let start = Instant::now();
     let id = crate::telemetry::settle_request_id(&mut request);
     let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().cloned();
+    let trace = frame
+        .traces
+        .begin(&id, &method, route.as_ref(), request.uri(), start);
+    let settings = &frame.settings;
     let origin = request.headers().get(header::ORIGIN).cloned();
     let preflight = cors_preflight(&settings.cors_policy, &request, origin.as_ref());
     let mut response = match (preflight, read_body(request).await) {
         (Some(preflight), _) => preflight,
-        (None, Ok(request)) => crate::telemetry::in_request(id.clone(), next.run(request)).await,
+        (None, Ok(request)) => {
+            let handling = crate::telemetry::in_request(id.clone(), next.run(request));
+            crate::trace::scope(trace.clone(), handling).await
+        }
         (None, Err(refused)) => refused.into_response(),
     };
     let route = route.as_ref().map_or("unmatched", |r| r.as_str());
@@ -247,7 +259,12 @@ pub async fn frame(
         "status" => response.status().as_u16().to_string(),
     )
     .record(latency.as_secs_f64());
-    crate::telemetry::log_request(&method, route, &response, latency, &id);
+    let cache_status = crate::telemetry::cache_status(&response);
+    crate::telemetry::log_request(&method, route, &response, cache_status, latency, &id);
+    if let Some(trace) = trace {
+        let status = response.status();
+        frame.traces.finish(trace, status, cache_status, latency);
+    }
     response
         .headers_mut()
         .insert(shared::request_id::HEADER, id);

@@ -5,7 +5,8 @@
 //! - [`settings`]: typed configuration from flags and environment.
 //! - [`startup`]: `Application::build` / `run_until_stopped`.
 //! - [`routes`]: the HTTP API, one module per resource; [`http`]: extractors, ETags, 304s,
-//!   `Cache-Status`, CORS and the middleware around every request; [`auth`]: JWTs; [`error`]: the one error type and its JSON bodies.
+//!   `Cache-Status`, CORS and the middleware around every request; [`auth`]: JWTs; [`error`]: the one error type and its JSON bodies;
+//!   [`openapi`]: the OpenAPI 3.1 document of the API, generated from the handlers' annotations.
 //! - [`breaker`]: the circuit breakers that keep requests from waiting for a dependency known
 //!   to be down.
 //! - [`reads`]: each cached family's key, TTL and computation; [`cache`]: the Redis cache
@@ -15,7 +16,8 @@
 //!   training, storing, loading and swapping the recommender model.
 //! - [`hooks`]: test seams where a test holds a request to make an interleaving happen.
 //! - [`warm`]: warming and hourly maintenance; [`import`]: MovieLens and synthetic data.
-//! - [`telemetry`]: `x-request-id`, the one log line per request, the log subscriber.
+//! - [`telemetry`]: `x-request-id`, the one log line per request, the log subscriber;
+//!   [`trace`]: each recent request's cache decisions and timings, by request id.
 
 pub mod auth;
 pub mod breaker;
@@ -27,6 +29,7 @@ pub mod hooks;
 pub mod http;
 pub mod import;
 pub mod model;
+pub mod openapi;
 pub mod reads;
 pub mod recommend;
 pub mod routes;
@@ -35,4 +38,5 @@ pub mod startup;
 pub mod state;
 pub mod stats;
 pub mod telemetry;
+pub mod trace;
 pub mod warm;

@@ -7,6 +7,7 @@
 //! origin import --synthetic --users 162000 --movies 62000 --ratings 25000000 --replace
 //! origin train                        # train the recommender, store a new model version
 //! origin eval                         # quality on a 75/25 split, beside a popularity baseline
+//!                                     # (stored: the dashboard shows the newest)
 //! origin token --user 42               # a user's JWT, signed with JWT_SECRET
 //! origin token --admin                 # an admin's JWT
 //! ```
@@ -135,7 +136,8 @@ enum Command {
         params: TrainArgs,
     },
     /// Evaluate: 75/25 split per user, grid on validation folds of the 75%, the chosen model
-    /// and a popularity baseline on the 25% (precision, recall, NDCG at 10, coverage).
+    /// and a popularity baseline on the 25% (precision, recall, NDCG at 10, coverage). The
+    /// report is stored in PostgreSQL too, for the dashboard.
     Eval {
         #[command(flatten)]
         database: DatabaseSettings,
@@ -254,7 +256,10 @@ async fn main() -> anyhow::Result<()> {
             json,
         } => {
             let db = Db::connect_lazy(&database)?;
+            db.migrate().await?;
             let report = origin::model::evaluate(&db, epochs, seed).await?;
+            // Kept for the dashboard's model panel (GET /admin/dashboard).
+            origin::model::store_evaluation(&db, &report).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

@@ -1,6 +1,7 @@
 //! The trained model's life in the origin: training from PostgreSQL's ratings, storing a
 //! versioned model in PostgreSQL (so every instance can load it), loading the newest one, and
-//! swapping it in while requests are served.
+//! swapping it in while requests are served; and the reports of `origin eval`, stored for the
+//! dashboard.
 //!
 //! A stored model is the item factors plus the hyper-parameters fold-in needs. Users are never
 //! stored: each user's vector is folded in from their current ratings when needed (and cached
@@ -416,4 +417,60 @@ pub async fn evaluate(db: &Db, epochs: usize, seed: u64) -> anyhow::Result<Repor
     .context("evaluation task")?;
     bar.finish_and_clear();
     Ok(report)
+}
+
+/// The newest report of `origin eval`, as the dashboard shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StoredEvaluation {
+    /// When it was stored.
+    pub evaluated_at: chrono::DateTime<chrono::Utc>,
+    /// The data set's epoch it was evaluated on (`dataset_epoch`), if there was one.
+    pub epoch: Option<i64>,
+    /// The hyper-parameters it chose.
+    pub chosen: AlsParams,
+    /// The chosen model on the test split.
+    pub model: recommender::metrics::Metrics,
+    /// The popularity baseline on the same split.
+    pub popularity: recommender::metrics::Metrics,
+    /// How many candidates the grid tried.
+    pub candidates: usize,
+}
+
+/// Stores `report` (the whole of it, as `origin eval --json` prints it) with the data set's
+/// epoch, so that the dashboard shows the newest evaluation beside the model being served.
+pub async fn store_evaluation(db: &Db, report: &Report) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO model_evaluations (epoch, report) \
+         VALUES ((SELECT epoch FROM dataset_epoch WHERE singleton), $1)",
+    )
+    .bind(sqlx::types::Json(report))
+    .execute(db.pool())
+    .await
+    .context("storing the evaluation")?;
+    Ok(())
+}
+
+/// The newest stored evaluation, if `origin eval` ever ran on this database.
+pub async fn newest_evaluation(db: &Db) -> Result<Option<StoredEvaluation>, AppError> {
+    let row = sqlx::query(
+        "SELECT evaluated_at, epoch, report->'chosen', report->'model', report->'popularity', \
+                jsonb_array_length(report->'trials') \
+         FROM model_evaluations ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_optional(db.pool())
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let chosen: sqlx::types::Json<AlsParams> = row.try_get(2)?;
+    let model: sqlx::types::Json<recommender::metrics::Metrics> = row.try_get(3)?;
+    let popularity: sqlx::types::Json<recommender::metrics::Metrics> = row.try_get(4)?;
+    Ok(Some(StoredEvaluation {
+        evaluated_at: row.try_get(0)?,
+        epoch: row.try_get(1)?,
+        chosen: chosen.0,
+        model: model.0,
+        popularity: popularity.0,
+        candidates: row.try_get::<i32, _>(5)?.max(0) as usize,
+    }))
 }

@@ -290,6 +290,11 @@ fn user_not_found(user: UserId) -> AppError {
     AppError::not_found("user_not_found", format!("user {} does not exist", user.0))
 }
 
+/// The histogram of the time a user's fold-in took (`fold`: `updated` or `refolded`), on the
+/// dashboard's model panel. Its buckets are finer than the requests' (`startup`): a fold-in
+/// takes microseconds to a few milliseconds.
+pub const FOLD_IN_SECONDS: &str = "recommend_fold_in_seconds";
+
 /// The model strategies, gather, compute, store: the user's state (cached, brought up to
 /// date by one query: [`gather_user_state`]) and the catalogue; on the blocking pool the
 /// state's fold-in updated ([`recommend::UserState::fold`]) and every movie ranked; the state
@@ -314,7 +319,14 @@ async fn with_model(
             from_cache,
             ..
         } = gathered;
+        let folding = std::time::Instant::now();
         let fold = user_state.fold(&computing, &changes);
+        // Only a fold-in that did work: a kept one costs nothing and would hide the cost of
+        // the others in the quantiles.
+        if fold != recommend::Fold::Kept {
+            metrics::histogram!(FOLD_IN_SECONDS, "fold" => fold.as_str())
+                .record(folding.elapsed().as_secs_f64());
+        }
         let outcome = match (from_cache, fold) {
             (false, _) => StateOutcome::Rebuilt,
             (true, recommend::Fold::Kept) => StateOutcome::Current,

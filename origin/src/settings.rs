@@ -162,6 +162,12 @@ pub struct Settings {
     /// the bound on how late such a value shows another instance's change during the outage.
     #[arg(long, env = "CACHE_OUTAGE_HOLD_SECS", default_value_t = 5)]
     pub cache_outage_hold_secs: u64,
+
+    /// How many of this instance's most recent requests keep a trace (each cache layer's
+    /// decision and timing) for `GET /admin/trace/{request_id}`; 0 turns tracing off. A trace
+    /// takes under 800 bytes: 10,000 take about 8 MB.
+    #[arg(long, env = "TRACE_RECENT_REQUESTS", default_value_t = 10_000)]
+    pub trace_recent_requests: usize,
 }
 
 /// Why `origin serve` refuses to start with its settings. Each message is one line.

@@ -51,8 +51,16 @@ fn install_recorder(upkeep_every: Duration) -> anyhow::Result<PrometheusHandle> 
     let buckets = [
         0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     ];
+    // A user's fold-in (`reads::FOLD_IN_SECONDS`) takes microseconds to milliseconds.
+    let fold_in_buckets = [
+        0.00001, 0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.1,
+    ];
     let recorder = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("duration_seconds".into()), &buckets)?
+        .set_buckets_for_metric(
+            Matcher::Full(crate::reads::FOLD_IN_SECONDS.into()),
+            &fold_in_buckets,
+        )?
         .build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).context("another metrics recorder is installed")?;

@@ -93,20 +93,25 @@ pub async fn in_request<F: Future<Output = Response>>(id: HeaderValue, handling:
     REQUEST_ID.scope(id, handling).instrument(span).await
 }
 
+/// The response's `Cache-Status` (empty without one), for the log line and the trace.
+pub fn cache_status(response: &Response) -> &str {
+    response
+        .headers()
+        .get(CACHE_STATUS)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
 /// The request's one log line (target `origin::access`, INFO): method, route, status,
 /// latency, `Cache-Status` and request id.
 pub fn log_request(
     method: &Method,
     route: &str,
     response: &Response,
+    cache_status: &str,
     latency: Duration,
     id: &HeaderValue,
 ) {
-    let cache_status = response
-        .headers()
-        .get(CACHE_STATUS)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
     tracing::info!(
         target: "origin::access",
         method = %method,

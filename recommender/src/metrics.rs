@@ -10,7 +10,7 @@ use crate::data::Row;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
 /// Splits each user's row: the first `train_share` (rounded) of a seeded shuffle train, the
@@ -33,7 +33,7 @@ pub fn split_per_user(rows: &[Row], train_share: f64, seed: u64) -> (Vec<Row>, V
 }
 
 /// Ranking quality of one recommender on one split.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Metrics {
     /// Mean precision@k.
     pub precision: f64,

@@ -1,10 +1,12 @@
 //! The JSON bodies of the HTTP API. The origin serialises them, the edge and the tests read
-//! them; one definition keeps the three in step.
+//! them; one definition keeps the three in step. With the `openapi` feature (the origin's) each
+//! also describes itself as a JSON Schema for the OpenAPI document; the wasm edge leaves it off.
 
 use serde::{Deserialize, Serialize};
 
 /// One movie with its rating statistics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Movie {
     /// The movie's id.
     pub id: i32,
@@ -22,6 +24,7 @@ pub struct Movie {
 
 /// `GET /movies/popular`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PopularMovies {
     /// Most rated first.
     pub movies: Vec<Movie>,
@@ -29,6 +32,7 @@ pub struct PopularMovies {
 
 /// One genre.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Genre {
     /// The genre's id.
     pub id: i16,
@@ -40,6 +44,7 @@ pub struct Genre {
 
 /// `GET /genres`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Genres {
     /// Alphabetical.
     pub genres: Vec<Genre>,
@@ -47,6 +52,7 @@ pub struct Genres {
 
 /// `GET /genres/{genre}/top`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GenreTop {
     /// The genre.
     pub genre: Genre,
@@ -56,6 +62,7 @@ pub struct GenreTop {
 
 /// `GET /users/{id}/profile`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Profile {
     /// The user.
     pub user_id: i32,
@@ -71,6 +78,7 @@ pub struct Profile {
 
 /// One recommended movie.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Recommendation {
     /// The movie.
     pub movie_id: i32,
@@ -86,6 +94,7 @@ pub struct Recommendation {
 
 /// `GET /users/{id}/recommendations`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Recommendations {
     /// The user.
     pub user_id: i32,
@@ -99,6 +108,7 @@ pub struct Recommendations {
 
 /// `POST /users/{id}/ratings` request body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewRating {
     /// The movie rated.
@@ -109,6 +119,7 @@ pub struct NewRating {
 
 /// `POST /users/{id}/ratings` answer (201 for a new rating, 200 for a replaced one).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RatingReceipt {
     /// The user.
     pub user_id: i32,
@@ -124,6 +135,7 @@ pub struct RatingReceipt {
 
 /// `GET /ready`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Readiness {
     /// `ready` when PostgreSQL answers (the cache is optional), else `degraded`.
     pub status: String,
@@ -140,6 +152,7 @@ pub struct Readiness {
 
 /// The circuit breakers' states in [`Readiness`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BreakerStates {
     /// PostgreSQL's.
     pub postgres: String,
@@ -149,6 +162,7 @@ pub struct BreakerStates {
 
 /// Every error body: `{"error": {"code": "...", "message": "..."}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// The error.
     pub error: ErrorDetail,
@@ -156,6 +170,7 @@ pub struct ErrorBody {
 
 /// The inside of [`ErrorBody`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
     /// Stable snake_case code.
     pub code: String,

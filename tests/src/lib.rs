@@ -1,11 +1,13 @@
 //! Helpers for the end-to-end tests: spawn the origin against real services, make typed
-//! requests, and start private PostgreSQL and Redis servers that a test may stop.
+//! requests, start private PostgreSQL and Redis servers that a test may stop, run the edge
+//! (`edge`) and drive headless Chromium (`browser`).
 //!
 //! The shared services come from `scripts/services.sh up` (the test script starts them). Each
 //! test gets its own database, copied from a MovieLens 100K template (`CREATE DATABASE ...
 //! TEMPLATE`), and its own cache namespace, so tests run in parallel without seeing each
 //! other. `TEST_REDIS_MODE=cluster` runs the same tests against the Redis Cluster.
 
+pub mod browser;
 pub mod edge;
 
 use origin::settings::{DatabaseSettings, RedisMode, Settings};
@@ -122,6 +124,9 @@ pub fn test_settings(database_url: &str, mode: RedisMode, redis_url: &str) -> Se
         breaker_probe_ms: 50,
         compute_concurrency: 4,
         cache_outage_hold_secs: 5,
+        // Fewer than in production: a test reads the traces of its last few requests, and
+        // the heap tests (`metrics_memory.rs`) measure after the ring is full.
+        trace_recent_requests: 1_000,
     }
 }
 

@@ -21,8 +21,19 @@ pub enum Decision {
         /// Seconds since it expired, negated (RFC 9211 `ttl` of a stale response).
         ttl: i64,
     },
-    /// Not servable at all: another epoch, another generation, or past the grace period.
-    Unusable,
+    /// Not servable at all, for this reason.
+    Unusable(Unusable),
+}
+
+/// Why an entry is not servable at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unusable {
+    /// Computed in another data set's epoch.
+    OtherEpoch,
+    /// Stored under another user generation or model version (or, for a user, none).
+    OtherGeneration,
+    /// Past its freshness and its grace period.
+    Expired,
 }
 
 /// What a lookup accepts: values of this epoch, with this tag (`None`: shared values).
@@ -37,8 +48,11 @@ pub struct Wanted<'a> {
 
 /// Decides what to do with `entry` at `now` (Unix seconds), `grace` seconds of stale grace.
 pub fn decide(entry: &Entry, wanted: Wanted<'_>, now: i64, grace: i64) -> Decision {
-    if entry.epoch != wanted.epoch || entry.tag.as_deref() != wanted.tag {
-        return Decision::Unusable;
+    if entry.epoch != wanted.epoch {
+        return Decision::Unusable(Unusable::OtherEpoch);
+    }
+    if entry.tag.as_deref() != wanted.tag {
+        return Decision::Unusable(Unusable::OtherGeneration);
     }
     if now < entry.fresh_until {
         return Decision::Fresh {
@@ -51,7 +65,7 @@ pub fn decide(entry: &Entry, wanted: Wanted<'_>, now: i64, grace: i64) -> Decisi
             ttl: entry.fresh_until - now,
         };
     }
-    Decision::Unusable
+    Decision::Unusable(Unusable::Expired)
 }
 
 #[cfg(test)]
@@ -98,14 +112,17 @@ mod tests {
         let e = entry(7, None);
         assert_eq!(decide(&e, SHARED, 2_000, 60), Decision::Stale { ttl: 0 });
         assert_eq!(decide(&e, SHARED, 2_059, 60), Decision::Stale { ttl: -59 });
-        assert_eq!(decide(&e, SHARED, 2_060, 60), Decision::Unusable);
+        assert_eq!(
+            decide(&e, SHARED, 2_060, 60),
+            Decision::Unusable(Unusable::Expired)
+        );
     }
 
     #[test]
     fn another_epoch_or_generation_is_never_served() {
         assert_eq!(
             decide(&entry(6, None), SHARED, 1_500, 60),
-            Decision::Unusable
+            Decision::Unusable(Unusable::OtherEpoch)
         );
         let mine = Wanted {
             epoch: 7,
@@ -113,12 +130,12 @@ mod tests {
         };
         assert_eq!(
             decide(&entry(7, Some("g1")), mine, 1_500, 60),
-            Decision::Unusable,
+            Decision::Unusable(Unusable::OtherGeneration),
             "a value of an older generation"
         );
         assert_eq!(
             decide(&entry(7, None), mine, 1_500, 60),
-            Decision::Unusable,
+            Decision::Unusable(Unusable::OtherGeneration),
             "an untagged value for a user"
         );
         assert!(matches!(

@@ -55,6 +55,7 @@ pub mod stats;
 
 use crate::error::AppError;
 use crate::hooks::{Hooks, Point};
+use crate::trace::{self, Lookup, Step, Why};
 use background::Background;
 use bytes::Bytes;
 pub use clock::Clock;
@@ -65,7 +66,7 @@ pub use entry::{Rendered, Value};
 use invalidation::{Mark, Pending, Tracking};
 pub use local::LocalSnapshot;
 use local::LocalTier;
-use lookup::{Decision, Wanted};
+use lookup::{Decision, Unusable, Wanted};
 use shared::cache_key::{Family, KeySpace};
 use shared::cache_status::{CacheStatus, Forward};
 use shared::params::UserId;
@@ -285,8 +286,9 @@ pub struct CacheConfig {
 enum Local {
     /// Serve this (read under this generation, for a user's value).
     Hit(Served, Option<Arc<str>>),
-    /// Go on to Redis; for a user's value, with the generation already read.
-    Miss(Option<Arc<str>>),
+    /// Go on to Redis; for a user's value, with the generation already read. Why the value
+    /// held was not served.
+    Miss(Option<Arc<str>>, Why),
 }
 
 impl Cache {
@@ -413,38 +415,59 @@ impl Cache {
     {
         let stats = &self.inner.stats;
         let cause = current_cause();
+        // This lookup's steps in the request's trace, if one is recorded (see `trace`).
+        let traced = trace::lookup(family);
         // The epoch first: an input read after it is at least as new as it.
         let epoch = self.epoch();
-        if self.inner.redis.is_down() || !self.settle_pending(&scope, &key).await {
+        let redis_down = self.inner.redis.is_down();
+        if redis_down || !self.settle_pending(&scope, &key).await {
             // Redis is down, or an invalidation of this value has not reached it yet: neither
             // Redis nor anything read from it is trusted.
+            traced.mark(Step::RedisSkipped(match redis_down {
+                true if !self.inner.redis.breaker().allows() => Why::BreakerOpen,
+                true => Why::NotConnected,
+                false => Why::InvalidationPending,
+            }));
             return self
-                .without_redis(family, key, scope, epoch, cause, compute)
+                .without_redis(family, key, scope, epoch, cause, traced, compute)
                 .await;
         }
 
         let now = self.inner.clock.now();
         let mut generation = None;
+        let local_started = traced.start();
         if let Some(value) = self.inner.local.get(&key) {
             match self
-                .lookup_local(family, &key, &scope, value, epoch, now)
+                .lookup_local(family, &key, &scope, value, epoch, now, traced)
                 .await
             {
                 Local::Hit(served, generation) => {
+                    traced.record(Step::LocalHit, local_started);
                     self.inner.local.count(true);
                     stats.record(family, Event::LocalHit(cause));
                     if served.value.claim_refresh_if_due(now) {
+                        traced.mark(Step::RefreshStarted);
                         let pinned = Pinned { generation, epoch };
                         self.refresh_in_background(family, key, scope, &served, pinned, compute);
                     }
                     return Ok(served);
                 }
-                Local::Miss(read) => generation = read,
+                Local::Miss(read, why) => {
+                    traced.record(Step::LocalNotServable(why), local_started);
+                    generation = read;
+                }
             }
+        } else if self.inner.local.enabled() {
+            traced.record(Step::LocalMiss, local_started);
+        } else {
+            traced.record(Step::LocalOff, local_started);
         }
         self.inner.local.count(false);
 
         let mark = self.inner.tracking.mark();
+        // A user's generation is read with the value unless the local tier just read it.
+        let reads_generation = scope.user().is_some() && generation.is_none();
+        let read_started = traced.start();
         let (cache_ok, generation, entry) = match self.read(&scope, &key, generation).await {
             Ok((generation, raw)) => (true, generation, raw.and_then(Entry::decode)),
             Err(err) => {
@@ -462,19 +485,37 @@ impl Cache {
         let grace = self.inner.grace_secs as i64;
         let decision = entry
             .as_ref()
-            .map(|e| lookup::decide(e, wanted, now, grace))
-            .unwrap_or(Decision::Unusable);
-        let usable = !matches!(decision, Decision::Unusable);
+            .map(|e| lookup::decide(e, wanted, now, grace));
+        let usable = matches!(
+            decision,
+            Some(Decision::Fresh { .. } | Decision::Stale { .. })
+        );
+        if traced.is_recorded() {
+            if !cache_ok {
+                traced.record(Step::RedisError, read_started);
+            } else {
+                if reads_generation {
+                    let step = match pinned.generation {
+                        Some(_) => Step::GenerationFound,
+                        None => Step::GenerationMissing,
+                    };
+                    traced.record(step, read_started);
+                }
+                traced.record(redis_step(decision), read_started);
+            }
+        }
 
-        if let (Decision::Fresh { ttl, refresh }, Some(entry)) = (decision, entry.clone()) {
+        if let (Some(Decision::Fresh { ttl, refresh }), Some(entry)) = (decision, entry.clone()) {
             stats.record(family, Event::lookup(cause, true));
             let value = Arc::new(Value::new(entry, mark.session()));
-            self.keep_locally(&key, &scope, &value, mark);
+            let kept = self.keep_locally(&key, &scope, &value, mark);
+            traced.mark(kept);
             let served = Served {
                 value,
                 status: CacheStatus::hit(CACHE_NAME, ttl),
             };
             if refresh && served.value.claim_refresh_if_due(now) {
+                traced.mark(Step::RefreshStarted);
                 self.refresh_in_background(family, key, scope, &served, pinned, compute);
             }
             return Ok(served);
@@ -483,7 +524,9 @@ impl Cache {
 
         let flight_key = pinned.flight_key(&key, &scope);
         let hook_key = self.inner.hooks.installed().then(|| key.clone());
-        let flight = self.compute_and_store(family, key, scope, pinned, cache_ok, cause, compute);
+        let flight_started = traced.start();
+        let flight =
+            self.compute_and_store(family, key, scope, pinned, cache_ok, cause, traced, compute);
         let (flight, collapsed) = self.inner.flights.join(&flight_key, flight);
         self.inner
             .hooks
@@ -492,7 +535,9 @@ impl Cache {
                 collapsed,
             })
             .await;
-        match flight.await {
+        let flown = flight.await;
+        traced.record(flight_step(collapsed), flight_started);
+        match flown {
             Ok((value, stored)) => {
                 let mut status = CacheStatus::miss(CACHE_NAME, stored && !collapsed);
                 status.collapsed = collapsed;
@@ -505,7 +550,8 @@ impl Cache {
                 Ok(Served { value, status })
             }
             Err(err) if err.is_unavailable() => match (decision, entry) {
-                (Decision::Stale { ttl }, Some(entry)) => {
+                (Some(Decision::Stale { ttl }), Some(entry)) => {
+                    traced.mark(Step::StaleServed);
                     stats.record(family, Event::Stale);
                     Ok(Served {
                         value: Arc::new(Value::new(entry, 0)),
@@ -521,6 +567,7 @@ impl Cache {
     /// Whether the local tier's `value` may be served: a shared value while the tracking
     /// session it was read in lives; a user's value once a `GET` of the user's generation
     /// confirms it (see `invalidation`). Only fresh values are served from here.
+    #[allow(clippy::too_many_arguments)]
     async fn lookup_local(
         &self,
         family: Family,
@@ -529,28 +576,40 @@ impl Cache {
         value: Arc<Value>,
         epoch: u64,
         now: i64,
+        traced: Lookup,
     ) -> Local {
         let generation = match scope.user() {
             None => {
+                if value.session == OUTAGE_SESSION {
+                    return Local::Miss(None, Why::OutageValue);
+                }
                 if value.session == 0 || value.session != self.inner.tracking.session() {
-                    return Local::Miss(None);
+                    return Local::Miss(None, Why::OtherSession);
                 }
                 None
             }
             Some(user) => {
                 let gen_key = self.inner.keys.user_generation(user);
-                match self
+                let started = traced.start();
+                let read = self
                     .inner
                     .redis
                     .query::<Option<String>>(redis::cmd("GET").arg(gen_key))
-                    .await
-                {
-                    Ok(Some(generation)) => Some(Arc::<str>::from(generation)),
-                    Ok(None) => return Local::Miss(None),
+                    .await;
+                match read {
+                    Ok(Some(generation)) => {
+                        traced.record(Step::GenerationFound, started);
+                        Some(Arc::<str>::from(generation))
+                    }
+                    Ok(None) => {
+                        traced.record(Step::GenerationMissing, started);
+                        return Local::Miss(None, Why::NoGeneration);
+                    }
                     Err(err) => {
+                        traced.record(Step::GenerationFailed, started);
                         self.inner.stats.record(family, Event::Error);
                         tracing::debug!(error = %err, key, "cache read failed");
-                        return Local::Miss(None);
+                        return Local::Miss(None, Why::GenerationUnread);
                     }
                 }
             }
@@ -568,21 +627,32 @@ impl Cache {
                 },
                 generation,
             ),
-            _ => Local::Miss(generation),
+            Decision::Stale { .. } => Local::Miss(generation, Why::Stale),
+            Decision::Unusable(unusable) => Local::Miss(generation, why_unusable(unusable)),
         }
     }
 
     /// Keeps a value read from Redis or computed here in the local tier, when that is safe: a
     /// user's value always (it is confirmed against the generation before it is served), a
     /// shared value only if no notice arrived since `mark` (one may have been about it).
-    fn keep_locally(&self, key: &str, scope: &Scope, value: &Arc<Value>, mark: Mark) {
+    /// Returns what was done, as a trace step.
+    fn keep_locally(&self, key: &str, scope: &Scope, value: &Arc<Value>, mark: Mark) -> Step {
         let keep = match scope {
             Scope::Global => self.inner.tracking.unchanged_since(mark),
             _ => value.entry.tag.is_some(),
         };
-        if keep {
-            self.inner.local.insert(key, Arc::clone(value));
+        if !self.inner.local.enabled() {
+            return Step::LocalOff;
         }
+        if !keep {
+            return Step::LocalNotKept(match scope {
+                Scope::Global if mark.session() == 0 => Why::NoSession,
+                Scope::Global => Why::ChangedMeanwhile,
+                _ => Why::NoGeneration,
+            });
+        }
+        self.inner.local.insert(key, Arc::clone(value));
+        Step::LocalKept
     }
 
     /// Starts the early refresh of a value in the last tenth of its life: once per value in
@@ -608,8 +678,16 @@ impl Cache {
                 this.inner.stats.record(family, Event::RefreshSkipped);
                 return;
             }
-            let flight =
-                this.compute_and_store(family, key, scope, pinned, true, Cause::Refresh, compute);
+            let flight = this.compute_and_store(
+                family,
+                key,
+                scope,
+                pinned,
+                true,
+                Cause::Refresh,
+                Lookup::NONE,
+                compute,
+            );
             let _ = this.inner.flights.run(&flight_key, flight).await;
         };
         self.inner.background.spawn(task);
@@ -636,6 +714,8 @@ impl Cache {
             return None;
         }
         let cause = current_cause();
+        let traced = trace::lookup(family);
+        let started = traced.start();
         let raw = match self
             .inner
             .redis
@@ -644,6 +724,7 @@ impl Cache {
         {
             Ok(raw) => raw,
             Err(err) => {
+                traced.record(Step::RedisError, started);
                 self.inner.stats.record(family, Event::Error);
                 tracing::debug!(error = %err, key, "cache read failed");
                 return None;
@@ -655,9 +736,11 @@ impl Cache {
             tag: tag.as_deref(),
         };
         let now = self.inner.clock.now();
-        let found = raw
-            .and_then(Entry::decode)
-            .filter(|e| matches!(lookup::decide(e, wanted, now, 0), Decision::Fresh { .. }))
+        let entry = raw.and_then(Entry::decode);
+        let decision = entry.as_ref().map(|e| lookup::decide(e, wanted, now, 0));
+        traced.record(redis_step(decision), started);
+        let found = entry
+            .filter(|_| matches!(decision, Some(Decision::Fresh { .. })))
             .map(|e| Arc::from(&e.body[..]));
         self.inner
             .stats
@@ -682,9 +765,14 @@ impl Cache {
             .stats
             .record(family, Event::Computed(current_cause()));
         let entry = self.entry(pinned, pinned.tag(scope), computed);
+        let traced = trace::lookup(family);
+        let started = traced.start();
         if let Err(err) = self.write(key, &entry).await {
+            traced.record(Step::StoreFailed, started);
             self.inner.stats.record(family, Event::Error);
             tracing::debug!(error = %err, key, "cache write failed");
+        } else {
+            traced.record(Step::Stored, started);
         }
     }
 
@@ -763,7 +851,8 @@ impl Cache {
 
     /// The computation a single flight runs: pin the user's generation (creating the token if
     /// the user has none, so the value is tied to it) before anything is read, compute, store
-    /// in Redis and keep locally.
+    /// in Redis and keep locally. It runs in a task of its own: `traced`, the leader's lookup,
+    /// carries the leader's trace there.
     #[allow(clippy::too_many_arguments)]
     fn compute_and_store<F, Fut>(
         &self,
@@ -773,6 +862,7 @@ impl Cache {
         pinned: Pinned,
         cache_ok: bool,
         cause: Cause,
+        traced: Lookup,
         compute: F,
     ) -> impl Future<Output = FlightResult> + Send + 'static
     where
@@ -780,15 +870,20 @@ impl Cache {
         Fut: Future<Output = Result<Computed, AppError>> + Send + 'static,
     {
         let this = self.clone();
-        async move {
+        traced.handle().within(async move {
             let stats = &this.inner.stats;
             let mark = this.inner.tracking.mark();
             let mut pinned = pinned;
             let mut cache_ok = cache_ok;
             if let (Some(user), None, true) = (scope.user(), &pinned.generation, cache_ok) {
+                let started = traced.start();
                 match this.establish_generation(user).await {
-                    Ok(token) => pinned.generation = Some(Arc::from(token)),
+                    Ok(token) => {
+                        traced.record(Step::GenerationEstablished, started);
+                        pinned.generation = Some(Arc::from(token));
+                    }
                     Err(err) => {
+                        traced.record(Step::GenerationFailed, started);
                         stats.record(family, Event::Error);
                         tracing::debug!(error = %err, "cache generation failed");
                         cache_ok = false;
@@ -801,29 +896,39 @@ impl Cache {
             let tag = pinned.tag(&scope);
             let epoch_pinned = pinned.clone();
             let computed = {
+                let waited = traced.start();
                 let _turn = this.turn(family).await;
+                traced.record(Step::BulkheadWait, waited);
                 this.inner
                     .hooks
                     .at(|| Point::ComputeStarted { key: key.clone() })
                     .await;
-                CAUSE.scope(cause, compute(pinned)).await?
+                let started = traced.start();
+                let computed = CAUSE.scope(cause, compute(pinned)).await;
+                traced.record(compute_step(&computed), started);
+                computed?
             };
             stats.record(family, Event::Computed(cause));
             if !cache_ok {
+                traced.mark(Step::StoreSkipped(Why::CacheUnavailable));
                 return Ok((this.uncached(computed.body), false));
             }
             let entry = this.entry(&epoch_pinned, tag, computed);
+            let started = traced.start();
             let stored = this.write(&key, &entry).await;
             if let Err(err) = &stored {
+                traced.record(Step::StoreFailed, started);
                 stats.record(family, Event::Error);
                 tracing::debug!(error = %err, key, "cache write failed");
+            } else {
+                traced.record(Step::Stored, started);
             }
             let value = Arc::new(Value::new(entry, mark.session()));
             if stored.is_ok() {
-                this.keep_locally(&key, &scope, &value, mark);
+                traced.mark(this.keep_locally(&key, &scope, &value, mark));
             }
             Ok((value, stored.is_ok()))
-        }
+        })
     }
 
     /// A turn of `family`'s bulkhead, held while one computation runs.
@@ -849,6 +954,7 @@ impl Cache {
     /// and a held value, only under the same pin. Every rating bumps the version before it is
     /// acknowledged, so a request that starts after a rating was acknowledged, on any
     /// instance, reads the new version and never gets what was computed before it.
+    #[allow(clippy::too_many_arguments)]
     async fn without_redis<F, Fut>(
         &self,
         family: Family,
@@ -856,6 +962,7 @@ impl Cache {
         scope: Scope,
         epoch: u64,
         cause: Cause,
+        traced: Lookup,
         compute: F,
     ) -> Result<Served, AppError>
     where
@@ -889,12 +996,14 @@ impl Cache {
             (Some(pin), Some(_)) => Some(format!("{key}#outage#{pin}")),
             (None, _) => None,
         };
+        let held_started = traced.start();
         if let Some(held_key) = &held_key
             && let Some(value) = self.inner.local.get(held_key)
             && value.session == OUTAGE_SESSION
         {
             let wanted = Wanted { epoch, tag: None };
             if let Decision::Fresh { ttl, .. } = lookup::decide(&value.entry, wanted, now, 0) {
+                traced.record(Step::HoldHit, held_started);
                 self.inner.local.count(true);
                 stats.record(family, Event::LocalHit(cause));
                 return Ok(Served {
@@ -902,6 +1011,9 @@ impl Cache {
                     status: unavailable(CacheStatus::hit(CACHE_NAME, ttl)),
                 });
             }
+        }
+        if held_key.is_some() {
+            traced.record(Step::HoldMiss, held_started);
         }
         stats.record(family, Event::lookup(cause, false));
         let flight_key = format!(
@@ -913,18 +1025,24 @@ impl Cache {
         let this = self.clone();
         let held_key = held_key.filter(|_| self.inner.outage_hold_secs > 0);
         let shared = matches!(scope, Scope::Global);
-        let flight = async move {
+        let flight = traced.handle().within(async move {
             let mark = this.inner.tracking.mark();
             let computed = {
+                let waited = traced.start();
                 let _turn = this.turn(family).await;
+                traced.record(Step::BulkheadWait, waited);
                 this.inner
                     .hooks
                     .at(|| Point::ComputeStarted { key: key.clone() })
                     .await;
-                CAUSE.scope(cause, compute(Pinned::global(epoch))).await?
+                let started = traced.start();
+                let computed = CAUSE.scope(cause, compute(Pinned::global(epoch))).await;
+                traced.record(compute_step(&computed), started);
+                computed?
             };
             this.inner.stats.record(family, Event::Computed(cause));
             let Some(held_key) = held_key else {
+                traced.mark(Step::HoldNotKept(Why::NotHeld));
                 return Ok((this.uncached(computed.body), false));
             };
             // Kept for the hold only (or less, if the value's own freshness is shorter); a
@@ -941,12 +1059,18 @@ impl Cache {
             );
             let value = Arc::new(Value::new(entry, OUTAGE_SESSION));
             if !shared || this.inner.tracking.quiet_since(mark) {
+                traced.mark(Step::HoldKept);
                 this.inner.local.insert(&held_key, Arc::clone(&value));
+            } else {
+                traced.mark(Step::HoldNotKept(Why::ChangedMeanwhile));
             }
             Ok((value, false))
-        };
+        });
+        let flight_started = traced.start();
         let (flight, collapsed) = self.inner.flights.join(&flight_key, flight);
-        let (value, _) = flight.await?;
+        let flown = flight.await;
+        traced.record(flight_step(collapsed), flight_started);
+        let (value, _) = flown?;
         let mut status = unavailable(CacheStatus::miss(CACHE_NAME, false));
         status.collapsed = collapsed;
         Ok(Served { value, status })
@@ -998,6 +1122,41 @@ impl Cache {
             )
             .await?;
         Ok(existing.unwrap_or(token))
+    }
+}
+
+/// A trace's step for what Redis held: nothing, or an entry and what it is good for.
+fn redis_step(decision: Option<Decision>) -> Step {
+    match decision {
+        None => Step::RedisMiss,
+        Some(Decision::Fresh { .. }) => Step::RedisHit,
+        Some(Decision::Stale { .. }) => Step::RedisStale,
+        Some(Decision::Unusable(unusable)) => Step::RedisNotServable(why_unusable(unusable)),
+    }
+}
+
+/// A trace's reason for an entry that is not servable at all.
+fn why_unusable(unusable: Unusable) -> Why {
+    match unusable {
+        Unusable::OtherEpoch => Why::EpochMismatch,
+        Unusable::OtherGeneration => Why::GenerationMismatch,
+        Unusable::Expired => Why::Expired,
+    }
+}
+
+/// A trace's step for a computation's result.
+fn compute_step<T>(computed: &Result<T, AppError>) -> Step {
+    match computed {
+        Ok(_) => Step::Computed,
+        Err(_) => Step::ComputeFailed,
+    }
+}
+
+/// A trace's step for joining a single flight.
+fn flight_step(collapsed: bool) -> Step {
+    match collapsed {
+        true => Step::FlightCollapsed,
+        false => Step::FlightLeader,
     }
 }
 

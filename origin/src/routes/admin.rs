@@ -13,6 +13,7 @@ use crate::{stats, warm};
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use shared::dto::ErrorBody;
 use std::time::Instant;
 
 /// The admin routes.
@@ -24,6 +25,22 @@ pub fn router() -> Router<AppState> {
         .route("/admin/cache/stats", get(cache_stats))
 }
 
+/// Warm the caches
+///
+/// Fills the popular list, the genre lists and the power users' recommendations, within
+/// `WARM_TIMEOUT_SECS`; runs to completion even if the client hangs up.
+#[utoipa::path(
+    post,
+    path = "/admin/cache/warm",
+    tag = "admin",
+    security(("admin_jwt" = [])),
+    responses(
+        (status = 200, description = "What the run did.", body = crate::openapi::schemas::WarmReport),
+        (status = 401, description = crate::openapi::UNAUTHORIZED, body = ErrorBody),
+        (status = 403, description = crate::openapi::FORBIDDEN_ADMIN, body = ErrorBody),
+        (status = 413, description = crate::openapi::PAYLOAD_TOO_LARGE, body = ErrorBody),
+    )
+)]
 async fn warm_caches(
     _: Admin,
     State(state): State<AppState>,
@@ -32,6 +49,23 @@ async fn warm_caches(
     Ok(Json(report))
 }
 
+/// Refresh the top-by-genre view
+///
+/// Refreshes `top_movies_by_genre` (one instance at a time, under an advisory lock) and
+/// invalidates the genre lists.
+#[utoipa::path(
+    post,
+    path = "/admin/views/refresh",
+    tag = "admin",
+    security(("admin_jwt" = [])),
+    responses(
+        (status = 200, description = "Refreshed, or left to the instance refreshing it now.", body = crate::openapi::schemas::ViewRefresh),
+        (status = 401, description = crate::openapi::UNAUTHORIZED, body = ErrorBody),
+        (status = 403, description = crate::openapi::FORBIDDEN_ADMIN, body = ErrorBody),
+        (status = 413, description = crate::openapi::PAYLOAD_TOO_LARGE, body = ErrorBody),
+        (status = 503, description = crate::openapi::DATABASE_UNAVAILABLE, body = ErrorBody),
+    )
+)]
 async fn refresh_views(
     _: Admin,
     State(state): State<AppState>,
@@ -46,9 +80,25 @@ async fn refresh_views(
     })))
 }
 
+/// Reload the model
+///
 /// Loads the newest stored model; when it changed, recommendations of the old model stop
 /// being served at once (their cache entries carry its version) and the power users'
 /// recommendations are recomputed in the background.
+#[utoipa::path(
+    post,
+    path = "/admin/model/reload",
+    tag = "admin",
+    security(("admin_jwt" = [])),
+    responses(
+        (status = 200, description = "The model now served, and whether it changed.", body = crate::openapi::schemas::ModelReload),
+        (status = 401, description = crate::openapi::UNAUTHORIZED, body = ErrorBody),
+        (status = 403, description = crate::openapi::FORBIDDEN_ADMIN, body = ErrorBody),
+        (status = 413, description = crate::openapi::PAYLOAD_TOO_LARGE, body = ErrorBody),
+        (status = 503, description = "`database_unavailable`, or `model_unavailable`: no trained model \
+            is stored (`origin train`).", body = ErrorBody),
+    )
+)]
 async fn reload_model(
     _: Admin,
     State(state): State<AppState>,
@@ -74,6 +124,21 @@ async fn reload_model(
     ))
 }
 
+/// Cache statistics
+///
+/// Hit rate per family (this instance), its local tier, Redis's memory, evictions, clients,
+/// ops/s and latency, and the alert states.
+#[utoipa::path(
+    get,
+    path = "/admin/cache/stats",
+    tag = "admin",
+    security(("admin_jwt" = [])),
+    responses(
+        (status = 200, description = "The report.", body = crate::openapi::schemas::CacheReport),
+        (status = 401, description = crate::openapi::UNAUTHORIZED, body = ErrorBody),
+        (status = 403, description = crate::openapi::FORBIDDEN_ADMIN, body = ErrorBody),
+    )
+)]
 async fn cache_stats(_: Admin, State(state): State<AppState>) -> Json<stats::CacheReport> {
     Json(stats::report(&state).await)
 }

@@ -11,6 +11,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 use shared::cache_control;
+use shared::dto::{ErrorBody, GenreTop, Genres};
 use shared::params::Limit;
 
 /// The genre routes.
@@ -20,6 +21,19 @@ pub fn router() -> Router<AppState> {
         .route("/genres/{genre}/top", get(top))
 }
 
+/// Every genre
+///
+/// Alphabetical; each genre's `slug` names it in `/genres/{genre}/top`.
+#[utoipa::path(
+    get,
+    path = "/genres",
+    tag = "genres",
+    responses(
+        (status = 200, description = "Every genre.", body = Genres),
+        (status = 304, description = crate::openapi::NOT_MODIFIED),
+        (status = 503, description = crate::openapi::DATABASE_UNAVAILABLE, body = ErrorBody),
+    )
+)]
 async fn genres(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
     let served = reads::genres(&state).await?;
     Ok(conditional(
@@ -30,6 +44,26 @@ async fn genres(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
     ))
 }
 
+/// A genre's best-rated movies
+///
+/// Best average rating first, among movies with more than 50 ratings; follows the hourly
+/// refresh of the `top_movies_by_genre` view.
+#[utoipa::path(
+    get,
+    path = "/genres/{genre}/top",
+    tag = "genres",
+    params(
+        ("genre" = String, Path, description = "The genre's name (`Sci-Fi`) or slug (`sci-fi`), case-insensitively."),
+        crate::openapi::ListQuery,
+    ),
+    responses(
+        (status = 200, description = "The genre and its best-rated movies.", body = GenreTop),
+        (status = 304, description = crate::openapi::NOT_MODIFIED),
+        (status = 400, description = "`invalid_limit`, `invalid_path`.", body = ErrorBody),
+        (status = 404, description = "`genre_not_found`.", body = ErrorBody),
+        (status = 503, description = crate::openapi::DATABASE_UNAVAILABLE, body = ErrorBody),
+    )
+)]
 async fn top(
     State(state): State<AppState>,
     PathParam(genre): PathParam<String>,

@@ -17,13 +17,33 @@ pub fn router() -> Router<AppState> {
         .route("/metrics", get(metrics))
 }
 
+/// Liveness
+///
+/// The process answers; nothing else is asked.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "ops",
+    responses((status = 200, description = "Always `{\"status\": \"ok\"}`.", body = crate::openapi::schemas::Health))
+)]
 async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
+/// Readiness
+///
 /// 200 while anything can be served: `ready` with both dependencies up, `degraded` with one
 /// down (the cache or PostgreSQL stands in). 503 only when both are down. A dependency whose
 /// circuit breaker is open is reported down without being asked, so this never waits for it.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "ops",
+    responses(
+        (status = 200, description = "`ready`, or `degraded` with one dependency down.", body = Readiness),
+        (status = 503, description = "`unavailable`: PostgreSQL and Redis are both down.", body = Readiness),
+    )
+)]
 async fn ready(State(state): State<AppState>) -> Response {
     let (postgres, redis) = tokio::join!(state.db.ping(), state.cache.redis().ping());
     let up = |ok: bool| if ok { "up" } else { "down" }.to_owned();
@@ -53,6 +73,16 @@ async fn ready(State(state): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// Prometheus metrics
+///
+/// The text exposition format: request latency per route, cache counters per family, the
+/// local tier, Redis's figures, dependency and circuit-breaker states.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "ops",
+    responses((status = 200, description = "Prometheus text.", body = String, content_type = "text/plain; version=0.0.4"))
+)]
 async fn metrics(State(state): State<AppState>) -> Response {
     // Gauges read when scraped: the local tier's size against its bound, whether Redis's
     // change notices are flowing (without them, shared values are not served locally), Redis's

@@ -10,6 +10,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 use shared::cache_control;
+use shared::dto::{ErrorBody, Movie, PopularMovies};
 use shared::params::{Limit, MovieId};
 
 /// The movie routes.
@@ -19,6 +20,21 @@ pub fn router() -> Router<AppState> {
         .route("/movies/{id}", get(movie))
 }
 
+/// The most rated movies
+///
+/// Most rated first; served from the cache, revalidated with its ETag.
+#[utoipa::path(
+    get,
+    path = "/movies/popular",
+    tag = "movies",
+    params(crate::openapi::ListQuery),
+    responses(
+        (status = 200, description = "The most rated movies.", body = PopularMovies),
+        (status = 304, description = crate::openapi::NOT_MODIFIED),
+        (status = 400, description = "`invalid_limit`.", body = ErrorBody),
+        (status = 503, description = crate::openapi::DATABASE_UNAVAILABLE, body = ErrorBody),
+    )
+)]
 async fn popular(
     State(state): State<AppState>,
     QueryMap(query): QueryMap,
@@ -38,6 +54,22 @@ async fn popular(
     ))
 }
 
+/// One movie
+///
+/// Its metadata and rating statistics.
+#[utoipa::path(
+    get,
+    path = "/movies/{id}",
+    tag = "movies",
+    params(("id" = i32, Path, minimum = 1, description = "The movie's id.")),
+    responses(
+        (status = 200, description = "The movie.", body = Movie),
+        (status = 304, description = crate::openapi::NOT_MODIFIED),
+        (status = 400, description = "`invalid_id`, `invalid_path`.", body = ErrorBody),
+        (status = 404, description = "`movie_not_found`.", body = ErrorBody),
+        (status = 503, description = crate::openapi::DATABASE_UNAVAILABLE, body = ErrorBody),
+    )
+)]
 async fn movie(
     State(state): State<AppState>,
     PathParam(id): PathParam<String>,

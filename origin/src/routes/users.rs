@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use shared::cache_control;
 use shared::cache_key::Family;
-use shared::dto::{Genres, NewRating, RatingReceipt};
+use shared::dto::{ErrorBody, Genres, NewRating, Profile, RatingReceipt, Recommendations};
 use shared::params::{Limit, MovieId, Rating, Strategy, UserId};
 
 /// The user routes.
@@ -24,6 +24,25 @@ pub fn router() -> Router<AppState> {
         .route("/users/{id}/ratings", post(rate))
 }
 
+/// A user's profile
+///
+/// Rating count and mean, favourite genres, last activity. Private: revalidate with the ETag.
+#[utoipa::path(
+    get,
+    path = "/users/{id}/profile",
+    tag = "users",
+    params(("id" = i32, Path, minimum = 1, description = "The user's id.")),
+    security(("user_jwt" = []), ("admin_jwt" = [])),
+    responses(
+        (status = 200, description = "The profile.", body = Profile),
+        (status = 304, description = crate::openapi::NOT_MODIFIED),
+        (status = 400, description = "`invalid_id`, `invalid_path`.", body = ErrorBody),
+        (status = 401, description = crate::openapi::UNAUTHORIZED, body = ErrorBody),
+        (status = 403, description = crate::openapi::FORBIDDEN_USER, body = ErrorBody),
+        (status = 404, description = "`user_not_found`.", body = ErrorBody),
+        (status = 503, description = crate::openapi::DATABASE_UNAVAILABLE, body = ErrorBody),
+    )
+)]
 async fn profile(
     caller: Caller,
     State(state): State<AppState>,
@@ -41,6 +60,30 @@ async fn profile(
     ))
 }
 
+/// A user's recommendations
+///
+/// Best first, never a movie the user rated. Private: revalidate with the ETag; a new rating
+/// changes them at once.
+#[utoipa::path(
+    get,
+    path = "/users/{id}/recommendations",
+    tag = "users",
+    params(
+        ("id" = i32, Path, minimum = 1, description = "The user's id."),
+        crate::openapi::RecommendationsQuery,
+    ),
+    security(("user_jwt" = []), ("admin_jwt" = [])),
+    responses(
+        (status = 200, description = "The recommendations.", body = Recommendations),
+        (status = 304, description = crate::openapi::NOT_MODIFIED),
+        (status = 400, description = "`invalid_id`, `invalid_path`, `invalid_limit`, `invalid_strategy`.", body = ErrorBody),
+        (status = 401, description = crate::openapi::UNAUTHORIZED, body = ErrorBody),
+        (status = 403, description = crate::openapi::FORBIDDEN_USER, body = ErrorBody),
+        (status = 404, description = "`user_not_found`.", body = ErrorBody),
+        (status = 503, description = "`database_unavailable` (retry shortly), or `model_unavailable`: \
+            the `collaborative` strategy without a trained model.", body = ErrorBody),
+    )
+)]
 async fn recommendations(
     caller: Caller,
     State(state): State<AppState>,
@@ -61,10 +104,38 @@ async fn recommendations(
     ))
 }
 
+/// Rate a movie
+///
 /// Commits the rating, then invalidates the user's cached values before answering
 /// (read-your-writes); every `RATING_MILESTONE`th rating of a movie also invalidates the
 /// popular and genre lists and the movie's metadata. The caller is checked before the body is
 /// read: another user's token is a 403 whatever the body holds.
+#[utoipa::path(
+    post,
+    path = "/users/{id}/ratings",
+    tag = "users",
+    params(("id" = i32, Path, minimum = 1, description = "The user's id.")),
+    security(("user_jwt" = []), ("admin_jwt" = [])),
+    request_body(
+        content = NewRating,
+        content_type = "application/json",
+        description = "A JSON object of at most 16 KiB; `rating` is 0.5 to 5.0 in steps of 0.5.",
+    ),
+    responses(
+        (status = 200, description = "An earlier rating of this movie was replaced.", body = RatingReceipt),
+        (status = 201, description = "A new rating.", body = RatingReceipt),
+        (status = 400, description = "`invalid_id`, `invalid_path`, `malformed_json` (not JSON), \
+            `unreadable_body`.", body = ErrorBody),
+        (status = 401, description = crate::openapi::UNAUTHORIZED, body = ErrorBody),
+        (status = 403, description = crate::openapi::FORBIDDEN_USER, body = ErrorBody),
+        (status = 404, description = "`user_not_found`, `movie_not_found`.", body = ErrorBody),
+        (status = 413, description = crate::openapi::PAYLOAD_TOO_LARGE, body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: no `Content-Type: application/json`.", body = ErrorBody),
+        (status = 422, description = "`invalid_body` (not an object, missing, unknown or mistyped \
+            fields), `invalid_movie_id`, `invalid_rating`.", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`: the rating was not stored; retry shortly.", body = ErrorBody),
+    )
+)]
 async fn rate(
     AuthorizedUser(user): AuthorizedUser,
     State(state): State<AppState>,
