@@ -146,6 +146,11 @@ impl Db {
         })
     }
 
+    /// Whether every connection the pool may open is open and checked out.
+    fn saturated(&self) -> bool {
+        self.pool.num_idle() == 0 && self.pool.size() >= self.pool.options().get_max_connections()
+    }
+
     /// The circuit breaker in front of every query.
     pub fn breaker(&self) -> &Breaker {
         &self.breaker
@@ -173,6 +178,9 @@ impl Db {
             started,
         );
         match &result {
+            // Every connection checked out and alive: PostgreSQL is answering and this request
+            // only waited for a turn (overload, not an outage), which must not open the breaker.
+            Err(err) if err.is_unavailable() && self.saturated() => {}
             Err(err) if err.is_unavailable() => {
                 if self.breaker.failed() {
                     let (pool, breaker) = (self.pool.clone(), self.breaker.clone());
