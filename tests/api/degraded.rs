@@ -4,9 +4,10 @@
 use origin::settings::RedisMode;
 use serde_json::Value;
 use shared::params::MovieId;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tests::{
-    PrivateServer, TestApp, cache_status, fresh_database, import_movielens, test_settings,
+    PrivateServer, TestApp, cache_status, eventually, fresh_database, import_movielens,
+    test_settings,
 };
 
 async fn rating_count(app: &TestApp, user: i32) -> i64 {
@@ -16,22 +17,6 @@ async fn rating_count(app: &TestApp, user: i32) -> i64 {
     assert_eq!(response.status(), 200, "profile answers");
     let body: Value = response.json().await.unwrap();
     body["rating_count"].as_i64().unwrap()
-}
-
-/// Polls until `check` holds, for up to `within`.
-async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    false
 }
 
 #[tokio::test]

@@ -13,24 +13,8 @@ use origin::settings::RedisMode;
 use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
-use tests::{PrivateServer, TestApp, cache_status, fresh_database, test_settings};
-
-/// Polls until `check` holds, for up to `within`.
-async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
-}
+use std::time::Duration;
+use tests::{PrivateServer, TestApp, cache_status, eventually, fresh_database, test_settings};
 
 async fn ready(app: &TestApp) -> Value {
     app.get("/ready").await.json().await.unwrap()

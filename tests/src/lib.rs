@@ -650,3 +650,21 @@ fn note_requests(pending: &mut Vec<u8>, seen: &std::sync::Mutex<Vec<String>>) {
         pending.drain(..end + 4 + length);
     }
 }
+
+/// Polls `check` every 100 ms until it holds, for up to `within`; whether it did. For
+/// recovery that happens by itself (a breaker's probe, a reconnection), not for ordering two
+/// events (a test seam or a barrier does that).
+pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}

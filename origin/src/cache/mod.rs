@@ -895,19 +895,9 @@ impl Cache {
             }
             let tag = pinned.tag(&scope);
             let epoch_pinned = pinned.clone();
-            let computed = {
-                let waited = traced.start();
-                let _turn = this.turn(family).await;
-                traced.record(Step::BulkheadWait, waited);
-                this.inner
-                    .hooks
-                    .at(|| Point::ComputeStarted { key: key.clone() })
-                    .await;
-                let started = traced.start();
-                let computed = CAUSE.scope(cause, compute(pinned)).await;
-                traced.record(compute_step(&computed), started);
-                computed?
-            };
+            let computed = this
+                .compute_in_turn(family, &key, cause, traced, pinned, compute)
+                .await?;
             stats.record(family, Event::Computed(cause));
             if !cache_ok {
                 traced.mark(Step::StoreSkipped(Why::CacheUnavailable));
@@ -929,6 +919,37 @@ impl Cache {
             }
             Ok((value, stored.is_ok()))
         })
+    }
+
+    /// Runs `compute` under `pinned` within a turn of `family`'s bulkhead (the test seam
+    /// `ComputeStarted` once it holds the turn), counted as `cause`, with the wait and the
+    /// computation in the request's trace.
+    async fn compute_in_turn<F, Fut>(
+        &self,
+        family: Family,
+        key: &str,
+        cause: Cause,
+        traced: trace::Lookup,
+        pinned: Pinned,
+        compute: F,
+    ) -> Result<Computed, AppError>
+    where
+        F: FnOnce(Pinned) -> Fut,
+        Fut: Future<Output = Result<Computed, AppError>>,
+    {
+        let waited = traced.start();
+        let _turn = self.turn(family).await;
+        traced.record(Step::BulkheadWait, waited);
+        self.inner
+            .hooks
+            .at(|| Point::ComputeStarted {
+                key: key.to_owned(),
+            })
+            .await;
+        let started = traced.start();
+        let computed = CAUSE.scope(cause, compute(pinned)).await;
+        traced.record(compute_step(&computed), started);
+        computed
     }
 
     /// A turn of `family`'s bulkhead, held while one computation runs.
@@ -1027,19 +1048,9 @@ impl Cache {
         let shared = matches!(scope, Scope::Global);
         let flight = traced.handle().within(async move {
             let mark = this.inner.tracking.mark();
-            let computed = {
-                let waited = traced.start();
-                let _turn = this.turn(family).await;
-                traced.record(Step::BulkheadWait, waited);
-                this.inner
-                    .hooks
-                    .at(|| Point::ComputeStarted { key: key.clone() })
-                    .await;
-                let started = traced.start();
-                let computed = CAUSE.scope(cause, compute(Pinned::global(epoch))).await;
-                traced.record(compute_step(&computed), started);
-                computed?
-            };
+            let computed = this
+                .compute_in_turn(family, &key, cause, traced, Pinned::global(epoch), compute)
+                .await?;
             this.inner.stats.record(family, Event::Computed(cause));
             let Some(held_key) = held_key else {
                 traced.mark(Step::HoldNotKept(Why::NotHeld));
