@@ -25,6 +25,7 @@ if ! [[ $ORIGIN_INSTANCES =~ ^[1-9][0-9]*$ ]]; then
 fi
 ORIGIN_HOST=${ORIGIN_LISTEN%:*}
 ORIGIN_PORT=${ORIGIN_LISTEN##*:}
+EDGE_PORT=${EDGE_PORT:-8787}
 mkdir -p "$RUN_DIR"
 
 scripts/services.sh up
@@ -89,6 +90,11 @@ for pidfile in "$RUN_DIR"/origin.pid "$RUN_DIR"/origin-*.pid; do
 done
 # All of them run migrations at start (MIGRATE_ON_START), which is harmless: the import above
 # has applied them already, and sqlx holds a PostgreSQL advisory lock while it migrates.
+# Each instance knows the edge in front of it and its secret: the dashboard's edge layer
+# (GET /admin/edge/stats reads the edge's /__edge/stats).
+EDGE_PURGE_URL=http://127.0.0.1:$EDGE_PORT
+PURGE_SECRET=$(sed -n 's/^PURGE_SECRET=//p' .dev.vars)
+export EDGE_PURGE_URL PURGE_SECRET
 ORIGIN_URLS=
 for i in $(seq "$ORIGIN_INSTANCES"); do
   ORIGIN_BIN=target/release/origin scripts/origin-instance.sh start "$i"
@@ -99,7 +105,6 @@ for i in $(seq "$ORIGIN_INSTANCES"); do
 done
 
 echo "== starting the edge (wrangler dev, workerd)"
-EDGE_PORT=${EDGE_PORT:-8787}
 stop_pid "$RUN_DIR/edge.pid"
 setsid node_modules/.bin/wrangler dev --ip 127.0.0.1 --port "$EDGE_PORT" --persist-to "$RUN_DIR/edge-state" \
   --var "ORIGIN_URL:$ORIGIN_URLS" >"$RUN_DIR/edge.log" 2>&1 < /dev/null &

@@ -12,6 +12,8 @@
 //!   ranks first for the request and, for reads, on to the next when one cannot be reached;
 //! - [`reply`]: building responses (JSON errors, 304s, `Cache-Status`);
 //! - [`purge`]: the authenticated purge endpoint;
+//! - [`stats`]: the authenticated counters of what the edge did with each cacheable request;
+//! - [`operator`]: the secret those two endpoints need;
 //! - [`request_id`]: the `x-request-id` that follows the request to the origin and back;
 //! - [`cors`]: preflights answered here, and each response's CORS headers for its requester.
 //!
@@ -25,7 +27,7 @@
 //!
 //! Configuration comes from the worker's environment: `ORIGIN_URL` (one origin URL, or several
 //! instances separated by commas), `ORIGIN_TIMEOUT_MS` and `CORS_ALLOWED_ORIGINS` (`[vars]` in
-//! `wrangler.toml`) and the secret `PURGE_SECRET`.
+//! `wrangler.toml`) and the secret `PURGE_SECRET` (for `/__edge/purge` and `/__edge/stats`).
 //!
 //! With several origin instances, each request goes to the one `shared::origins` ranks first
 //! for it: by user id for `/users/{id}/...` (a user's requests reach one instance and its
@@ -34,11 +36,13 @@
 //! one, each at most once; a POST is never sent twice (a rating must not be written twice).
 
 mod cors;
+mod operator;
 mod origin;
 mod purge;
 mod reply;
 mod request_id;
 mod serve;
+mod stats;
 mod store;
 
 use shared::cache_status::Forward;
@@ -50,6 +54,8 @@ use worker::{Context, Env, Method, Request, Response, Result, event};
 pub(crate) const CACHE_NAME: &str = "edge";
 /// The path of the purge endpoint (outside the origin's API).
 const PURGE_PATH: &str = "/__edge/purge";
+/// The path of the counters endpoint.
+const STATS_PATH: &str = "/__edge/stats";
 
 /// Settings read from the environment on every request (they are tiny).
 pub(crate) struct Config {
@@ -115,8 +121,12 @@ async fn route(req: Request, env: &Env, ctx: Context, request_id: &str) -> Resul
     if url.path() == PURGE_PATH {
         return purge::handle(req, env).await;
     }
+    if url.path() == STATS_PATH {
+        return stats::handle(&req, env);
+    }
     let config = Config::from_env(env)?;
     if req.method() != Method::Get {
+        stats::record_pass();
         return origin::pass_through(req, &config, Forward::Method, request_id).await;
     }
     match EdgeRoute::parse(url.path(), url.query()) {
@@ -124,6 +134,7 @@ async fn route(req: Request, env: &Env, ctx: Context, request_id: &str) -> Resul
         // Invalid ids and limits: the origin's answer, without asking it.
         Err(EdgeReject::Invalid(err)) => reply::error(400, err.code(), &err.to_string()),
         Err(EdgeReject::NotCacheable) => {
+            stats::record_pass();
             origin::pass_through(req, &config, Forward::Bypass, request_id).await
         }
     }

@@ -2,44 +2,19 @@
 //! `{"paths": ["/movies/1", "/movies/popular?limit=5"]}`: removes those entries (each path
 //! normalised exactly like a request) from this location's cache. Without the secret: 401.
 
+use crate::operator;
 use crate::reply;
 use crate::store;
 use shared::purge::{PurgeReceipt, PurgeRequest};
 use worker::{Env, Method, Request, Response, Result};
-
-/// Compares in time independent of where the strings differ.
-fn same_secret(given: &str, expected: &str) -> bool {
-    given.len() == expected.len()
-        && given
-            .bytes()
-            .zip(expected.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
-}
 
 /// Handles the purge endpoint.
 pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
     if req.method() != Method::Post {
         return reply::error(405, "method_not_allowed", "use POST");
     }
-    let Ok(secret) = env.secret("PURGE_SECRET").map(|s| s.to_string()) else {
-        return reply::error(
-            503,
-            "purge_unconfigured",
-            "PURGE_SECRET is not set for this worker",
-        );
-    };
-    let authorised = req
-        .headers()
-        .get("authorization")?
-        .and_then(|h| h.strip_prefix("Bearer ").map(str::to_owned))
-        .is_some_and(|token| !secret.is_empty() && same_secret(token.trim(), &secret));
-    if !authorised {
-        return reply::error(
-            401,
-            "unauthorized",
-            "purging needs `Authorization: Bearer <PURGE_SECRET>`",
-        );
+    if let Some(refusal) = operator::refusal(&req, env)? {
+        return Ok(refusal);
     }
     let body = req.bytes().await?;
     let request: PurgeRequest = match serde_json::from_slice(&body) {

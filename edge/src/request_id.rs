@@ -18,7 +18,7 @@ pub fn of(req: &Request) -> String {
 
 /// 128 random bits. `crypto.getRandomValues` is always there in workerd; should it ever fail,
 /// `Math.random` still gives an id unique enough to follow a request (it need not be secret).
-fn random_u128() -> u128 {
+pub(crate) fn random_u128() -> u128 {
     crypto_random().unwrap_or_else(|_| {
         let half = || (js_sys::Math::random() * 2f64.powi(53)) as u128;
         (half() << 64) | half()

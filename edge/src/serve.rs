@@ -12,6 +12,7 @@ use crate::{CACHE_NAME, Config};
 use shared::cache_status::{CacheStatus, Forward};
 use shared::directives::CacheDirectives;
 use shared::edge_key::EdgeRoute;
+use shared::edge_stats::EdgeOutcome;
 use shared::freshness::Freshness;
 use shared::revalidation::{OriginAnswer, Revalidated, after_revalidation, refreshed_headers};
 use shared::storable::may_store;
@@ -32,17 +33,22 @@ pub async fn cached(
     let key = store::key_url(&req.url()?, &route.key);
     let if_none_match = req.headers().get("if-none-match")?;
     let inm = if_none_match.as_deref();
+    let route_name = route.kind.as_str();
     let Some(stored) = store::get(&key).await? else {
-        return miss(&config, &key, &route.key, inm, &request_id).await;
+        let (outcome, response) = miss(&config, &key, &route.key, inm, &request_id).await;
+        crate::stats::record(route_name, outcome);
+        return response;
     };
     let freshness = stored.meta.freshness(now());
     match freshness {
         Freshness::Fresh { age, ttl } => {
+            crate::stats::record(route_name, EdgeOutcome::Hit);
             stored
                 .served
                 .respond(CacheStatus::hit(CACHE_NAME, ttl), Some(age), inm)
         }
         Freshness::StaleWhileRevalidate { age, ttl } => {
+            crate::stats::record(route_name, EdgeOutcome::Stale);
             let (background_key, path) = (key.clone(), route.key.clone());
             let background = stored.clone();
             ctx.wait_until(async move {
@@ -56,29 +62,36 @@ pub async fn cached(
         }
         Freshness::StaleIfErrorOnly { .. } | Freshness::Expired { .. } => {
             match revalidate(&config, &key, &route.key, stored, &request_id).await? {
-                Outcome::Served(served, status, age) => served.respond(status, age, inm),
-                Outcome::Failed(failure) => failure.respond(),
+                Outcome::Served(served, status, age, outcome) => {
+                    crate::stats::record(route_name, outcome);
+                    served.respond(status, age, inm)
+                }
+                Outcome::Failed(failure) => {
+                    crate::stats::record(route_name, EdgeOutcome::Error);
+                    failure.respond()
+                }
             }
         }
     }
 }
 
-/// No stored copy: ask the origin, store what may be stored.
+/// No stored copy: ask the origin, store what may be stored. Says whether the origin
+/// answered ([`EdgeOutcome::Miss`]) or not ([`EdgeOutcome::Error`]).
 async fn miss(
     config: &Config,
     key: &str,
     path: &str,
     inm: Option<&str>,
     request_id: &str,
-) -> Result<Response> {
+) -> (EdgeOutcome, Result<Response>) {
     let served = match origin::get(config, path, None, request_id).await {
         Ok(served) => served,
-        Err(failure) => return failure.respond(),
+        Err(failure) => return (EdgeOutcome::Error, failure.respond()),
     };
     let stored = store_if_allowed(key, &served).await;
     let mut status = CacheStatus::miss(CACHE_NAME, stored.is_ok());
     status.detail = stored.err();
-    served.respond(status, None, inm)
+    (EdgeOutcome::Miss, served.respond(status, None, inm))
 }
 
 /// Stores `served` if RFC 9111 and our policy allow; the refusal reason otherwise.
@@ -98,8 +111,9 @@ async fn store_if_allowed(key: &str, served: &Served) -> std::result::Result<(),
 }
 
 enum Outcome {
-    /// Something to serve: the response, the edge's `Cache-Status` entry, its `Age`.
-    Served(Served, CacheStatus, Option<u64>),
+    /// Something to serve: the response, the edge's `Cache-Status` entry, its `Age`, and
+    /// what the edge did, for its counters.
+    Served(Served, CacheStatus, Option<u64>, EdgeOutcome),
     /// The origin failed and the stored copy may not stand in.
     Failed(Failure),
 }
@@ -141,6 +155,7 @@ async fn revalidate(
                     ..revalidated
                 },
                 None,
+                EdgeOutcome::Revalidated,
             )
         }
         (Revalidated::UseNew, Ok(fresh)) => {
@@ -157,6 +172,7 @@ async fn revalidate(
                     ..revalidated
                 },
                 None,
+                EdgeOutcome::Miss,
             )
         }
         (Revalidated::ServeStale, _) => {
@@ -165,9 +181,16 @@ async fn revalidate(
                 detail: Some("stale-if-error"),
                 ..CacheStatus::stale(CACHE_NAME, freshness.ttl())
             };
-            Outcome::Served(stored.served, status, Some(freshness.age()))
+            Outcome::Served(
+                stored.served,
+                status,
+                Some(freshness.age()),
+                EdgeOutcome::Stale,
+            )
         }
-        (Revalidated::PassError, Ok(error)) => Outcome::Served(error, revalidated, None),
+        (Revalidated::PassError, Ok(error)) => {
+            Outcome::Served(error, revalidated, None, EdgeOutcome::Error)
+        }
         (_, Err(failure)) => Outcome::Failed(failure),
     })
 }

@@ -55,6 +55,15 @@ pub enum AppError {
         /// Explanation.
         message: String,
     },
+    /// 502 Bad Gateway: a service this request reads from (the edge, for its stats) did not
+    /// answer as it should.
+    #[error("{message}")]
+    BadGateway {
+        /// Error code.
+        code: &'static str,
+        /// Explanation.
+        message: String,
+    },
     /// 503 Service Unavailable: a dependency (PostgreSQL, the model) is missing and nothing
     /// cached can stand in for it.
     #[error("{message}")]
@@ -112,6 +121,7 @@ impl AppError {
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
             AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -122,6 +132,7 @@ impl AppError {
             AppError::BadRequest { code, .. }
             | AppError::NotFound { code, .. }
             | AppError::Unprocessable { code, .. }
+            | AppError::BadGateway { code, .. }
             | AppError::Unavailable { code, .. } => code,
             AppError::Unauthorized(_) => "unauthorized",
             AppError::Forbidden(_) => "forbidden",

@@ -24,6 +24,7 @@ pub mod breaker;
 pub mod cache;
 pub mod dataset;
 pub mod db;
+pub mod edge;
 pub mod error;
 pub mod hooks;
 pub mod http;

@@ -168,6 +168,17 @@ pub struct Settings {
     /// takes under 800 bytes: 10,000 take about 8 MB.
     #[arg(long, env = "TRACE_RECENT_REQUESTS", default_value_t = 10_000)]
     pub trace_recent_requests: usize,
+
+    /// The edge in front of this origin (e.g. http://127.0.0.1:8787), with `PURGE_SECRET`:
+    /// `GET /admin/edge/stats` reads its counters from `/__edge/stats` for the dashboard's
+    /// edge layer. Unset: the dashboard says the edge is not configured. (The same variable
+    /// names the edge `origin import --purge-edge` purges.)
+    #[arg(long, env = "EDGE_PURGE_URL", requires = "purge_secret")]
+    pub edge_url: Option<url::Url>,
+
+    /// The edge's operator secret (its `PURGE_SECRET`), for its stats endpoint.
+    #[arg(long, env = "PURGE_SECRET", hide_env_values = true)]
+    pub purge_secret: Option<SecretString>,
 }
 
 /// Why `origin serve` refuses to start with its settings. Each message is one line.

@@ -16,6 +16,7 @@
 //!
 //! The edge's HTTP-cache policy (RFC 9111, RFC 5861), which the worker only calls:
 //! - [`edge_key`]: which requests the edge caches, and their normalised keys.
+//! - [`edge_stats`]: the edge's counters per route (hits, stale, misses...), for the dashboard.
 //! - [`directives`]: a response's `Cache-Control` parsed as a shared cache reads it.
 //! - [`storable`]: whether the edge may store a response, and why not.
 //! - [`freshness`]: a stored response's age, and whether it is fresh, stale-usable or expired.
@@ -30,6 +31,7 @@ pub mod cors;
 pub mod directives;
 pub mod dto;
 pub mod edge_key;
+pub mod edge_stats;
 pub mod etag;
 pub mod freshness;
 pub mod origins;

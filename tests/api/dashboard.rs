@@ -1,6 +1,7 @@
 //! The operator's dashboard (`GET /admin/dashboard`) in headless Chromium: the page is given an
 //! admin token through its form (a user's token is refused first), fills its charts with live
-//! data while requests flow, shows the model and the stored `origin eval` report, and shows
+//! data while requests flow (to the origin, and through the edge in front of it: the edge's
+//! layer of the hit rate comes from the edge's own counters), shows the model and the stored `origin eval` report, and shows
 //! `memory_high` once Redis's `maxmemory` is lowered under what it holds; the console stays
 //! free of errors. A screenshot is saved in `target/dashboard/dashboard.png`; with
 //! `UPDATE_SCREENSHOT=1` the test lets a minute of data come in first and also writes the
@@ -18,6 +19,7 @@ use recommender::metrics::Metrics;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use tests::browser::{ChromeDriver, Session, assert_browser_installed};
+use tests::edge::{EdgeServer, PURGE_SECRET};
 use tests::{PrivateServer, TestApp, fresh_database, repo_root, test_settings};
 
 /// The charts that must hold live data, each by its element id.
@@ -36,17 +38,25 @@ const CHARTS: [&str; 9] = [
 /// Requests in the background until dropped: cached reads (hits), and for one user after
 /// another a rating and then their recommendations (a miss, and a fold-in: the rating changed
 /// the user's state), paced so that the page and Chromium get their share of the two cores.
+/// The public reads and a personal one also go through the edge.
 struct Traffic(tokio::task::JoinHandle<()>);
 
 impl Traffic {
-    fn start(app: &TestApp) -> Traffic {
+    fn start(app: &TestApp, edge: &EdgeServer) -> Traffic {
         let (client, base, token) = (app.client.clone(), app.url(""), app.admin_token());
+        let edge = edge.url.clone();
         Traffic(tokio::spawn(async move {
             let bearer = format!("Bearer {token}");
             for i in 0u32.. {
                 let user = i % 100 + 1;
                 let movie = i % 40 + 1;
                 let requests = [
+                    client.get(format!("{edge}/movies/popular?limit=10")),
+                    client.get(format!("{edge}/movies/{movie}")),
+                    client.get(format!("{edge}/genres/drama/top")),
+                    client
+                        .get(format!("{edge}/users/{user}/profile"))
+                        .header("authorization", &bearer),
                     client.get(format!("{base}/movies/popular?limit=10")),
                     client.get(format!("{base}/movies/{movie}")),
                     client.get(format!("{base}/genres/drama/top")),
@@ -171,12 +181,13 @@ async fn the_dashboard_shows_live_data_and_the_memory_alert_in_a_browser() {
     assert_browser_installed();
     let redis = PrivateServer::redis();
     let redis_url = format!("redis://127.0.0.1:{}", redis.port);
-    let app = TestApp::spawn_with(test_settings(
-        &fresh_database().await,
-        RedisMode::Single,
-        &redis_url,
-    ))
-    .await;
+    // The edge's port first: the origin reads the edge's counters from it.
+    let edge_port = tests::free_port();
+    let mut settings = test_settings(&fresh_database().await, RedisMode::Single, &redis_url);
+    settings.edge_url = Some(format!("http://127.0.0.1:{edge_port}").parse().unwrap());
+    settings.purge_secret = Some(PURGE_SECRET.to_owned().into());
+    let app = TestApp::spawn_with(settings).await;
+    let edge = EdgeServer::start_on(edge_port, &app.url(""), &[]).await;
     origin::model::store_evaluation(&app.state.db, &evaluation())
         .await
         .expect("store an evaluation");
@@ -213,7 +224,7 @@ async fn the_dashboard_shows_live_data_and_the_memory_alert_in_a_browser() {
     assert_eq!(icon.status(), 200);
     assert_eq!(tests::header(&icon, "content-type"), Some("image/png"));
 
-    let _traffic = Traffic::start(&app);
+    let _traffic = Traffic::start(&app, &edge);
     let driver = ChromeDriver::start().await;
     let session = driver.session().await;
     driver.set_window_size(&session, 1280, 1000).await;
@@ -291,6 +302,28 @@ async fn the_dashboard_shows_live_data_and_the_memory_alert_in_a_browser() {
         "P50/P95/P99 of all routes: {state:#}"
     );
     assert_eq!(state["model"], version.as_str(), "{state:#}");
+    // The edge's layer, from its counters: the edge hits (40 movies, three lists, repeated).
+    let state = wait_for(
+        &driver,
+        &session,
+        Duration::from_secs(30),
+        "the edge's hit rate",
+        |s| {
+            s["charts"]["chart-layers"]["edge (its lookups)"]["points"].as_u64() >= Some(2)
+                && s["charts"]["chart-layers"]["edge (its lookups)"]["last"]
+                    .as_f64()
+                    .is_some_and(|rate| rate > 0.0)
+        },
+    )
+    .await;
+    let edge_note = text(&driver, &session, "#edge-note").await;
+    assert!(edge_note.contains("isolate"), "{edge_note}");
+    let counted = edge.stats().await;
+    assert!(
+        counted["routes"]["movie"]["hits"].as_u64() > Some(0)
+            && counted["passed"].as_u64() > Some(0),
+        "the edge counted hits and the personal reads it forwarded: {counted:#}"
+    );
     assert_eq!(state["evaluation"]["model"]["ndcg"], 0.3125, "{state:#}");
     assert_eq!(state["evaluation"]["candidates"], 2, "{state:#}");
     assert!(

@@ -347,6 +347,13 @@ async fn stale_while_revalidate_serves_at_once_and_refreshes_in_the_background()
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(fresh_again, "a 304 makes the stored copy fresh again");
+    // Counted: two misses, the stale copies served, the hits while the refreshes landed.
+    let stats = edge.stats().await;
+    let movie = &stats["routes"]["movie"];
+    assert_eq!(movie["misses"], 2, "{stats:#}");
+    assert!(movie["stale"].as_u64() >= Some(2), "{stats:#}");
+    assert!(movie["hits"].as_u64() >= Some(2), "{stats:#}");
+    assert_eq!(movie["errors"], 0, "{stats:#}");
     // One full fetch; after it only conditional requests with the stored ETag (each stale
     // hit before the refresh landed may have started one), all answered 304.
     let fetches: Vec<Seen> = origin
@@ -415,6 +422,33 @@ async fn stale_if_error_when_the_origin_fails_and_json_errors_without_a_copy() {
     );
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["error"]["code"], "origin_unavailable");
+
+    // The edge counted each of those, per route, for its operator (and only for them).
+    let stats_url = format!("{}/__edge/stats", edge.url);
+    let anonymous = client.get(&stats_url).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let wrong = client
+        .get(&stats_url)
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let posted = client
+        .post(&stats_url)
+        .bearer_auth(PURGE_SECRET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 405);
+    let stats = edge.stats().await;
+    let counts = |hits, stale, misses, errors| json!({"hits": hits, "stale": stale, "revalidated": 0, "misses": misses, "errors": errors});
+    // /movies/3 twice, /movies/1 (miss), then its stale copy, /movies/2 (refused: an error).
+    assert_eq!(stats["routes"]["movie"], counts(0, 1, 3, 1), "{stats:#}");
+    assert_eq!(stats["routes"]["genres"], counts(0, 0, 2, 0), "{stats:#}");
+    assert_eq!(stats["routes"]["popular"], counts(0, 0, 2, 0), "{stats:#}");
+    assert_eq!(stats["passed"], 0, "{stats:#}");
+    assert!(stats["isolate"].as_str().is_some_and(|id| !id.is_empty()));
 
     // Nothing stored and the origin hangs: a JSON 504 after ORIGIN_TIMEOUT_MS.
     let hanging = FakeOrigin::start().await;

@@ -807,6 +807,7 @@ async fn openapi_document_describes_every_route_and_every_real_response() {
     for (method, path) in [
         (Method::GET, "/admin/cache/stats"),
         (Method::GET, "/admin/dashboard/model"),
+        (Method::GET, "/admin/edge/stats"),
         (Method::GET, trace.as_str()),
         (Method::POST, "/admin/cache/warm"),
         (Method::POST, "/admin/views/refresh"),
@@ -860,14 +861,23 @@ async fn without_dependencies(contract: &Contract) {
         .await
         .unwrap();
     admin_pool.close().await;
-    let settings = test_settings(
+    let mut settings = test_settings(
         &format!("{server}/movies"),
         RedisMode::Single,
         &format!("redis://127.0.0.1:{}", redis.port),
     );
+    // An edge that is not there: its stats are a 502.
+    settings.edge_url = Some(
+        format!("http://127.0.0.1:{}", tests::free_port())
+            .parse()
+            .unwrap(),
+    );
+    settings.purge_secret = Some("secret".to_owned().into());
     let app = TestApp::spawn_with(settings).await;
     let probe = Probe::start(&app, contract).await;
     let admin = app.admin_token();
+    let no_edge = probe.get("/admin/edge/stats").bearer_auth(&admin);
+    assert_eq!(probe.expect(no_edge, 502).await.code(), "edge_error");
 
     pg.stop();
     for path in [

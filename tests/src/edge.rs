@@ -39,12 +39,17 @@ impl EdgeServer {
     /// Like [`EdgeServer::start`], with extra worker variables (`--var NAME:VALUE`, e.g.
     /// `("CORS_ALLOWED_ORIGINS", "http://127.0.0.1:5173")`), which override `wrangler.toml`.
     pub async fn start_with(origin_url: &str, vars: &[(&str, &str)]) -> EdgeServer {
+        EdgeServer::start_on(crate::free_port(), origin_url, vars).await
+    }
+
+    /// Like [`EdgeServer::start_with`], on `port` (chosen with [`crate::free_port`] before the
+    /// origin starts, when the origin must know the edge's URL).
+    pub async fn start_on(port: u16, origin_url: &str, vars: &[(&str, &str)]) -> EdgeServer {
         let root = crate::repo_root();
         assert!(
             root.join("edge/build/index.js").exists(),
             "the edge worker is not built: run scripts/build-edge.sh (scripts/test.sh does)"
         );
-        let port = crate::free_port();
         let state =
             std::env::temp_dir().join(format!("movierec-edge-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&state).expect("wrangler state folder");
@@ -108,6 +113,20 @@ impl EdgeServer {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+}
+
+impl EdgeServer {
+    /// The worker's counters, `GET /__edge/stats` with the secret (`shared::edge_stats`).
+    pub async fn stats(&self) -> serde_json::Value {
+        let response = reqwest::Client::new()
+            .get(format!("{}/__edge/stats", self.url))
+            .bearer_auth(PURGE_SECRET)
+            .send()
+            .await
+            .expect("the edge's stats");
+        assert_eq!(response.status(), 200, "GET /__edge/stats");
+        response.json().await.expect("the stats are JSON")
     }
 }
 

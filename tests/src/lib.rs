@@ -127,6 +127,8 @@ pub fn test_settings(database_url: &str, mode: RedisMode, redis_url: &str) -> Se
         // Fewer than in production: a test reads the traces of its last few requests, and
         // the heap tests (`metrics_memory.rs`) measure after the ring is full.
         trace_recent_requests: 1_000,
+        edge_url: None,
+        purge_secret: None,
     }
 }
 

@@ -5,6 +5,7 @@
 //   /ready                    PostgreSQL and Redis up or down, their circuit breakers, the model
 //   /admin/cache/stats        hit rates per family and layer, Redis figures, the alerts
 //   /admin/dashboard/model    the served model and the newest `origin eval` report
+//   /admin/edge/stats         the edge's counters per route (its layer of the hit rate)
 // and draws them. Rates, hit rates over time and quantiles come from the difference between
 // the newest reading and the one WINDOW_MS before it, as PromQL's `rate()` over a window.
 //
@@ -107,20 +108,26 @@ function baseline(now) {
 
 async function tick() {
   const time = Date.now();
-  const [metricsText, ready, stats, modelPanel] = await Promise.allSettled([
+  const [metricsText, ready, stats, modelPanel, edge] = await Promise.allSettled([
     get("/metrics", { text: true }),
     get("/ready"),
     get("/admin/cache/stats", { admin: true }),
     get("/admin/dashboard/model", { admin: true }),
+    get("/admin/edge/stats", { admin: true }),
   ]);
-  const refused = [stats, modelPanel].find((r) => r.status === "rejected" && r.reason instanceof Refused);
+  const refused = [stats, modelPanel, edge].find((r) => r.status === "rejected" && r.reason instanceof Refused);
   if (refused) {
     stop();
     showSignIn(`The token was refused (${refused.reason.message}).`);
     return;
   }
   const value = (r) => (r.status === "fulfilled" ? r.value : null);
-  const reading = { time, metrics: value(metricsText) && parse(value(metricsText)), stats: value(stats) };
+  const reading = {
+    time,
+    metrics: value(metricsText) && parse(value(metricsText)),
+    stats: value(stats),
+    edge: value(edge),
+  };
   const base = baseline(time) ?? reading;
   readings.push(reading);
   readings = readings.filter((r) => r.time >= base.time);
@@ -135,7 +142,7 @@ async function tick() {
   renderModel(at, model, value(ready), reading, base, seconds);
   renderAlerts(reading.stats, value(ready));
 
-  const failed = [metricsText, ready, stats, modelPanel].filter((r) => r.status === "rejected");
+  const failed = [metricsText, ready, stats, modelPanel, edge].filter((r) => r.status === "rejected");
   lastError = failed.length ? failed.map((r) => String(r.reason.message ?? r.reason)).join("; ") : null;
   ticks += 1;
   $("status").textContent = lastError
@@ -247,11 +254,53 @@ function renderCache(at, reading, base) {
   const title = `Hit rate per cache family (alert below ${FORMATS.percent(threshold)})`;
   chart("chart-families", options(title)).push(at, rates);
   const share = (part, whole) => (whole > 0 ? part / whole : null);
-  chart("chart-layers", options("Hit rate per layer (this origin)")).push(at, {
-    "all layers": share(sum.hits + sum.stale, sum.lookups),
+  const edge = edgeIncrease(reading.edge, base.edge);
+  chart("chart-layers", options("Hit rate per layer")).push(at, {
+    "edge (its lookups)": edge ? share(edge.hits + edge.stale, edge.lookups) : null,
+    "origin, all its layers": share(sum.hits + sum.stale, sum.lookups),
     "local tier (share of lookups)": share(sum.local, sum.lookups),
     "Redis (lookups past the local tier)": share(sum.hits - sum.local + sum.stale, sum.lookups - sum.local),
   });
+  renderEdgeNote(reading.edge, edge);
+}
+
+/** Every route's edge counters added up. */
+function edgeTotals(stats) {
+  const sum = { hits: 0, stale: 0, revalidated: 0, misses: 0, errors: 0 };
+  for (const counts of Object.values(stats?.routes ?? {})) {
+    for (const key of Object.keys(sum)) sum[key] += counts[key] ?? 0;
+  }
+  sum.lookups = sum.hits + sum.stale + sum.revalidated + sum.misses + sum.errors;
+  return sum;
+}
+
+/** The edge's counts between two readings; from zero when the isolate changed (a restart, or
+ * another isolate answered); null without an edge. */
+function edgeIncrease(now, before) {
+  if (!now?.stats) return null;
+  const same = before?.stats && before.stats.isolate === now.stats.isolate;
+  const a = edgeTotals(now.stats);
+  const b = same ? edgeTotals(before.stats) : null;
+  const out = {};
+  for (const key of Object.keys(a)) out[key] = b ? increase(a[key], b[key]) : a[key];
+  return out;
+}
+
+function renderEdgeNote(reading, gained) {
+  let text;
+  if (!reading) text = "Edge: its counters did not come (see the status line).";
+  else if (!reading.configured) {
+    text = "Edge: not configured here. Set EDGE_PURGE_URL and PURGE_SECRET for the origin to read the edge's counters.";
+  } else {
+    const s = reading.stats;
+    const total = edgeTotals(s);
+    text =
+      `Edge: isolate ${s.isolate.slice(0, 8)}, counting since ${new Date(s.started_at).toLocaleTimeString()}: ` +
+      `${total.lookups} lookups (${total.hits} hits, ${total.stale} stale, ${total.revalidated} revalidated, ` +
+      `${total.misses} misses, ${total.errors} errors), ${s.passed} forwarded without a lookup` +
+      (gained ? `; ${gained.lookups} in the last window.` : ".");
+  }
+  $("edge-note").textContent = text;
 }
 
 // ---- Redis ----------------------------------------------------------------------------------

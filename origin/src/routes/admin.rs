@@ -13,7 +13,9 @@ use crate::{stats, warm};
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use serde::Serialize;
 use shared::dto::ErrorBody;
+use shared::edge_stats::EdgeStats;
 use std::time::Instant;
 
 /// The admin routes.
@@ -23,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/views/refresh", post(refresh_views))
         .route("/admin/model/reload", post(reload_model))
         .route("/admin/cache/stats", get(cache_stats))
+        .route("/admin/edge/stats", get(edge_stats))
 }
 
 /// Warm the caches
@@ -141,4 +144,54 @@ async fn reload_model(
 )]
 async fn cache_stats(_: Admin, State(state): State<AppState>) -> Json<stats::CacheReport> {
     Json(stats::report(&state).await)
+}
+
+/// `GET /admin/edge/stats`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EdgeReading {
+    /// Whether this origin knows its edge (`EDGE_PURGE_URL` and `PURGE_SECRET`).
+    pub configured: bool,
+    /// The edge's counters; `null` when not configured.
+    pub stats: Option<EdgeStats>,
+}
+
+/// Read the edge's counters
+///
+/// What the edge in front of this origin (`EDGE_PURGE_URL`, with `PURGE_SECRET`) did with each
+/// cacheable request since its isolate started (its `GET /__edge/stats`): hits, stale copies,
+/// revalidations, misses and errors per route. For the dashboard's edge layer: a hit at the
+/// edge never reaches the origin. On Cloudflare, a reading is the answering isolate's sample;
+/// locally (`wrangler dev`, one isolate) it is the edge's.
+#[utoipa::path(
+    get,
+    path = "/admin/edge/stats",
+    tag = "admin",
+    security(("admin_jwt" = [])),
+    responses(
+        (status = 200, description = "The edge's counters, or `configured: false` without an edge.", body = EdgeReading),
+        (status = 401, description = crate::openapi::UNAUTHORIZED, body = ErrorBody),
+        (status = 403, description = crate::openapi::FORBIDDEN_ADMIN, body = ErrorBody),
+        (status = 502, description = "`edge_error`: the edge did not answer within 2 s, refused the secret or sent something else.", body = ErrorBody),
+    )
+)]
+async fn edge_stats(
+    _: Admin,
+    State(state): State<AppState>,
+) -> Result<Json<EdgeReading>, AppError> {
+    let (Some(url), Some(secret)) = (&state.settings.edge_url, &state.settings.purge_secret) else {
+        return Ok(Json(EdgeReading {
+            configured: false,
+            stats: None,
+        }));
+    };
+    let stats = crate::edge::stats(url, secret)
+        .await
+        .map_err(|err| AppError::BadGateway {
+            code: "edge_error",
+            message: err.to_string(),
+        })?;
+    Ok(Json(EdgeReading {
+        configured: true,
+        stats: Some(stats),
+    }))
 }

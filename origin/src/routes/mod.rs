@@ -58,6 +58,7 @@ pub fn router(state: AppState) -> Router {
     admin::refresh_views,
     admin::reload_model,
     admin::cache_stats,
+    admin::edge_stats,
     dashboard::page,
     dashboard::script,
     dashboard::style,
