@@ -88,9 +88,8 @@ if [[ -z $(psql_admin -c "SELECT 1 FROM pg_database WHERE datname = '$TEMPLATE_D
   psql_admin -c "CREATE DATABASE $TEMPLATE_DB"
 fi
 DATABASE_URL="$PG_URL/$TEMPLATE_DB" target/debug/origin import
-if [[ $(psql "$PG_URL/$TEMPLATE_DB" -qAt -c "SELECT count(*) FROM models" 2>/dev/null || echo 0) == 0 ]]; then
-  DATABASE_URL="$PG_URL/$TEMPLATE_DB" target/debug/origin train
-fi
+# Trained once, and again when this build trains another kind of model than the one stored.
+DATABASE_URL="$PG_URL/$TEMPLATE_DB" target/debug/origin train --if-outdated >/dev/null
 drop_test_databases
 
 if cargo nextest --version >/dev/null 2>&1; then

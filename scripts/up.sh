@@ -38,10 +38,8 @@ cargo build --locked --release -p origin
 
 echo "== importing MovieLens 100K"
 target/release/origin import
-if [[ $(psql "${DATABASE_URL:-postgres://origin@127.0.0.1:${PG_PORT:-54329}/movies}" -qAt -c "SELECT count(*) FROM models") == 0 ]]; then
-  echo "== training the recommender"
-  target/release/origin train >/dev/null
-fi
+echo "== training the recommender (unless the stored model is current)"
+target/release/origin train --if-outdated >/dev/null
 
 echo "== building the edge worker"
 scripts/build-edge.sh

@@ -21,7 +21,7 @@ use origin::settings::{DEV_JWT_SECRET, DatabaseSettings, Settings};
 use origin::startup::Application;
 use origin::telemetry::LogFormat;
 use recommender::als::AlsParams;
-use recommender::evaluation::Report;
+use recommender::evaluation::{Mode, MultiReport, Report};
 use secrecy::SecretString;
 use shared::params::UserId;
 use std::path::PathBuf;
@@ -134,6 +134,11 @@ enum Command {
         database: DatabaseSettings,
         #[command(flatten)]
         params: TrainArgs,
+        /// Train only when the newest stored model is not what this build trains for the data
+        /// held (no model, another kind for the catalogue's size, or an older training
+        /// revision); scripts/up.sh and scripts/test.sh use it.
+        #[arg(long)]
+        if_outdated: bool,
     },
     /// Evaluate: 75/25 split per user, grid on validation folds of the 75%, the chosen model
     /// and a popularity baseline on the 25% (precision, recall, NDCG at 10, coverage). The
@@ -150,6 +155,14 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Evaluate over several 75/25 splits (e.g. 42,7,13,21,99) every model (popularity,
+        /// ALS, EASE, their blend), with mean ± standard deviation; hyper-parameters chosen
+        /// on each split's validation folds. Without it, one split (`--seed`) and ALS's grid.
+        #[arg(long, value_delimiter = ',', num_args = 1..)]
+        split_seeds: Option<Vec<u64>>,
+        /// With `--split-seeds`: the default hyper-parameters, no search (a minute or so).
+        #[arg(long, requires = "split_seeds")]
+        quick: bool,
     },
     /// Print a JWT signed with the configured secret.
     Token {
@@ -239,9 +252,17 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Train { database, params } => {
+        Command::Train {
+            database,
+            params,
+            if_outdated,
+        } => {
             let db = Db::connect_lazy(&database)?;
             db.migrate().await?;
+            if if_outdated && origin::model::newest_is_current(&db).await? {
+                eprintln!("the newest stored model is current: not training");
+                return Ok(());
+            }
             let params = AlsParams::from(params);
             let version = origin::model::train_and_store(&db, params).await?;
             eprintln!(
@@ -251,9 +272,28 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Eval {
             database,
+            split_seeds: Some(seeds),
+            quick,
+            json,
+            ..
+        } => {
+            let db = Db::connect_lazy(&database)?;
+            db.migrate().await?;
+            let mode = if quick { Mode::Quick } else { Mode::Search };
+            let report = origin::model::evaluate_splits(&db, &seeds, mode).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_splits(&report);
+            }
+        }
+        Command::Eval {
+            database,
             epochs,
             seed,
             json,
+            split_seeds: None,
+            ..
         } => {
             let db = Db::connect_lazy(&database)?;
             db.migrate().await?;
@@ -284,6 +324,59 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The table of `origin eval --split-seeds`: every model's mean ± sd over the splits, then
+/// each split's figures and choices.
+fn print_splits(report: &MultiReport) {
+    let mode = match report.mode {
+        Mode::Quick => "default hyper-parameters, no search",
+        Mode::Search => "hyper-parameters chosen on each split's validation folds",
+    };
+    let seeds: Vec<String> = report.per_seed.iter().map(|s| s.seed.to_string()).collect();
+    println!(
+        "Per-user 75/25 splits (seeds {}), top 10, training items excluded; {mode}. This catalogue is served by `{}`.",
+        seeds.join(", "),
+        report.kind.name()
+    );
+    println!();
+    println!("| model | precision@10 | recall@10 | NDCG@10 | coverage |");
+    println!("| --- | --- | --- | --- | --- |");
+    for m in &report.summary {
+        let cell = |s: recommender::evaluation::Spread| format!("{:.4} ± {:.4}", s.mean, s.sd);
+        let served = if m.model == report.kind.name() {
+            " (served)"
+        } else {
+            ""
+        };
+        println!(
+            "| {}{served} | {} | {} | {} | {} |",
+            m.model,
+            cell(m.precision),
+            cell(m.recall),
+            cell(m.ndcg),
+            cell(m.coverage)
+        );
+    }
+    println!();
+    println!(
+        "| split seed | ALS reg, α | EASE λ | blend w | ALS P@10 / NDCG@10 | blend P@10 / NDCG@10 |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for s in &report.per_seed {
+        println!(
+            "| {} | {}, {} | {} | {} | {:.4} / {:.4} | {:.4} / {:.4} |",
+            s.seed,
+            s.als_params.reg,
+            s.als_params.alpha,
+            s.blend_params.ease.lambda,
+            s.blend_params.als_weight,
+            s.als.precision,
+            s.als.ndcg,
+            s.blend.precision,
+            s.blend.ndcg
+        );
+    }
 }
 
 fn print_report(report: &Report) {

@@ -20,14 +20,23 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::Array2;
 use recommender::als::{self, AlsParams};
+use recommender::blend::{self, BlendParams, ModelKind};
 use recommender::data::{Interactions, Row};
+use recommender::ease::Ease;
 use recommender::evaluation::{self, Report, Trial};
 use recommender::model::ItemModel;
+use recommender::neighbours::Neighbours;
 use recommender::user_step::UserEquations;
 use sha2::{Digest, Sha256};
 use sqlx::Row as _;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+
+/// How much the ratings made since training weigh in a user's embedding, against their whole
+/// history ([`LoadedModel::embed`]). Chosen on issue #11's test of 50 MovieLens users each
+/// rating six animated films 5 stars (`tests/api/responsiveness.rs`): the `collaborative` top
+/// 20 gained animated films for 26 of them at 1, 45 at 2, 49 at 3, 49 at 4.
+pub const RECENT_WEIGHT: f32 = 3.0;
 
 /// A model ready to serve.
 pub struct LoadedModel {
@@ -37,6 +46,14 @@ pub struct LoadedModel {
     pub params: AlsParams,
     /// Factors and fold-in.
     pub model: ItemModel,
+    /// EASE's item-item weights, on a catalogue small enough for them
+    /// ([`recommender::blend::kind_for`]); `None` serves ALS alone.
+    pub ease: Option<Ease>,
+    /// How ALS and EASE are blended (unused without [`LoadedModel::ease`]).
+    pub blend: BlendParams,
+    /// Each movie's nearest movies by co-loving users, with EASE (the same catalogues);
+    /// `None`: the cosine of the ALS item factors stands in.
+    pub neighbours: Option<Neighbours>,
     /// Movie id of each factor row.
     pub item_ids: Vec<i32>,
     /// Factor row of each movie id.
@@ -131,6 +148,9 @@ impl LoadedModel {
         LoadedModel {
             version,
             model,
+            ease: None,
+            blend: BlendParams::default(),
+            neighbours: None,
             params,
             item_ids,
             index,
@@ -173,16 +193,108 @@ impl LoadedModel {
 
     /// The user's embedding: their whole history folded in (`all`, the normal equations of
     /// every rating the model knows, see [`ItemModel::equations`]), plus what they rated since
-    /// training folded in on its own, so fresh ratings steer the next recommendations instead
-    /// of being averaged away by a long history. Without recent ratings it is the plain ALS
-    /// user vector (and offline evaluation, which has none, measures exactly that).
+    /// training folded in on its own, [`RECENT_WEIGHT`] times, so fresh ratings steer the next
+    /// recommendations instead of being averaged away by a long history. Without recent
+    /// ratings it is the plain ALS user vector (and offline evaluation, which has none,
+    /// measures exactly that). Only liked movies move the recent part (a fold-in of dislikes
+    /// alone is zero: they have preference 0); dislikes act through the whole history.
     pub fn embed(&self, all: &UserEquations, recent: &[(u32, f32)]) -> ndarray::Array1<f32> {
         let mut vector = self.model.solve(all);
         if !recent.is_empty() && recent.len() < all.len() {
-            vector += &self.model.fold_in(recent);
+            vector.scaled_add(RECENT_WEIGHT, &self.model.fold_in(recent));
         }
         vector
     }
+
+    /// Which model this is: ALS alone, or blended with EASE.
+    pub fn kind(&self) -> ModelKind {
+        if self.ease.is_some() {
+            ModelKind::AlsEase
+        } else {
+            ModelKind::Als
+        }
+    }
+
+    /// Every movie's score for a user with `embedding` (their ALS vector) and `rows` (their
+    /// ratings as (factor row, rating)): ALS's scores, or with EASE the blend of both
+    /// ([`recommender::blend::scores`], standardised over the movies the user has not rated)
+    /// mapped back onto ALS's scale (ALS's mean and standard deviation over those movies), so
+    /// that a score reads the same whichever model served, and `hybrid`'s genre term keeps its
+    /// weight against it.
+    pub fn scores(
+        &self,
+        embedding: ndarray::ArrayView1<f32>,
+        rows: &[(u32, f32)],
+    ) -> ndarray::Array1<f32> {
+        let als = self.model.scores(embedding);
+        let Some(ease) = &self.ease else {
+            return als;
+        };
+        let seen: Vec<u32> = rows.iter().map(|(row, _)| *row).collect();
+        let (mean, sd) = unseen_mean_sd(&als, &seen);
+        let ease_scores = ease.scores(rows);
+        let mut blended =
+            blend::combine(als.view(), ease_scores.view(), &seen, self.blend.als_weight);
+        blended.mapv_inplace(|z| mean + sd * z);
+        blended
+    }
+
+    /// The `n` movies closest to the one at factor row `movie_index`, as (factor row,
+    /// similarity), closest first, never the movie itself; empty for a row the model does not
+    /// have. On a small catalogue, the precomputed neighbours by co-loving users
+    /// ([`recommender::neighbours`]: the share of a movie's fans who love this one too, so
+    /// that the blockbusters everyone rated are not everyone's neighbour); on a large one, the
+    /// cosine of the ALS item factors, where a movie whose factors are all zero (never rated
+    /// in training) is close to none. The one place `GET /movies/{id}/similar` asks.
+    pub fn similar(&self, movie_index: u32, n: usize) -> Vec<(u32, f32)> {
+        if let Some(neighbours) = &self.neighbours {
+            return neighbours.get(movie_index, n);
+        }
+        let items = self.model.items();
+        let row = movie_index as usize;
+        if row >= items.nrows() {
+            return Vec::new();
+        }
+        let norms: ndarray::Array1<f32> =
+            items.rows().into_iter().map(|r| r.dot(&r).sqrt()).collect();
+        if norms[row] == 0.0 {
+            return Vec::new();
+        }
+        let mut scores = items.dot(&items.row(row));
+        for (score, norm) in scores.iter_mut().zip(&norms) {
+            *score = if *norm > 0.0 {
+                *score / (norm * norms[row])
+            } else {
+                f32::NEG_INFINITY
+            };
+        }
+        ItemModel::top_n(&scores, &[movie_index], n)
+    }
+}
+
+/// The mean and standard deviation (1 when there is no spread) of `scores` over the rows not
+/// in `seen`.
+fn unseen_mean_sd(scores: &ndarray::Array1<f32>, seen: &[u32]) -> (f32, f32) {
+    let mut unseen = vec![true; scores.len()];
+    for &row in seen {
+        if let Some(slot) = unseen.get_mut(row as usize) {
+            *slot = false;
+        }
+    }
+    let (mut n, mut sum, mut squares) = (0.0f64, 0.0f64, 0.0f64);
+    for (score, keep) in scores.iter().zip(&unseen) {
+        if *keep {
+            n += 1.0;
+            sum += *score as f64;
+            squares += (*score as f64) * (*score as f64);
+        }
+    }
+    if n == 0.0 {
+        return (0.0, 1.0);
+    }
+    let mean = sum / n;
+    let sd = (squares / n - mean * mean).max(0.0).sqrt();
+    (mean as f32, if sd > 0.0 { sd as f32 } else { 1.0 })
 }
 
 /// The model being served, swapped atomically on reload. A std `RwLock` around an `Arc`:
@@ -274,9 +386,42 @@ fn console_is_interactive() -> bool {
     std::io::stderr().is_terminal()
 }
 
-/// Trains on every rating and stores the model as a new version; returns the version. The
-/// version ends with a hash of the factors, so the same model trained twice in one second is
-/// stored once.
+/// What `models.algorithm` says of a model trained by this build: its kind and the revision of
+/// the training (bumped when a model trained before would serve differently, as when low
+/// ratings became negative evidence). `origin train --if-outdated` trains when the newest
+/// model's differs.
+pub fn algorithm(kind: ModelKind) -> String {
+    format!("{}:{ALGORITHM_REVISION}", kind.name())
+}
+
+/// See [`algorithm`]. 3: a 1-star rating is negative evidence in a user's fold-in (training counts
+/// every rating as an interaction), and small catalogues get EASE and
+/// precomputed neighbours (1 was every rating positive, ALS alone).
+const ALGORITHM_REVISION: &str = "3";
+
+/// Neighbours kept per movie: the longest `GET /movies/{id}/similar` list.
+const NEIGHBOURS_KEPT: usize = shared::params::Limit::MAX as usize;
+
+/// Whether the newest stored model is one this build would train now for the data held (same
+/// kind for the catalogue's size, same training revision); `false` without a model.
+pub async fn newest_is_current(db: &Db) -> anyhow::Result<bool> {
+    let row: Option<(String, i64)> = sqlx::query_as(
+        "SELECT algorithm, (SELECT count(*) FROM movies) FROM models \
+         ORDER BY created_at DESC, version DESC LIMIT 1",
+    )
+    .fetch_optional(db.pool())
+    .await
+    .context("reading the newest model's algorithm")?;
+    Ok(row.is_some_and(|(stored, movies)| {
+        stored == algorithm(blend::kind_for(usize::try_from(movies).unwrap_or(0)))
+    }))
+}
+
+/// Trains on every rating and stores the model as a new version; returns the version. On a
+/// catalogue of at most [`blend::DENSE_ITEM_LIMIT`] movies EASE is trained too and blended
+/// with ALS ([`blend::kind_for`]); the version starts with the kind (`als-...` or
+/// `als-ease-...`) and ends with a hash of the weights, so the same model trained twice in one
+/// second is stored once.
 /// Serving is not disturbed: instances keep their model until they reload.
 pub async fn train_and_store(db: &Db, params: AlsParams) -> anyhow::Result<String> {
     let matrix = load_ratings(db).await?;
@@ -285,11 +430,14 @@ pub async fn train_and_store(db: &Db, params: AlsParams) -> anyhow::Result<Strin
         n_items > 0 && !matrix.rows.is_empty(),
         "no ratings to train on: run `origin import` first"
     );
+    let kind = blend::kind_for(n_items);
+    let blend_params = BlendParams::default();
     let data = Interactions::from_user_rows(n_items, matrix.rows);
     tracing::info!(
         users = data.n_users,
         movies = n_items,
         ratings = data.len(),
+        kind = kind.name(),
         ?params,
         "training"
     );
@@ -297,7 +445,7 @@ pub async fn train_and_store(db: &Db, params: AlsParams) -> anyhow::Result<Strin
         params.epochs as u64,
         "training {bar:30} epoch {pos}/{len}  loss {msg}  {elapsed}",
     );
-    let (factors, last_loss) = tokio::task::spawn_blocking({
+    let (factors, last_loss, ease, neighbours) = tokio::task::spawn_blocking({
         let bar = bar.clone();
         move || {
             let mut last_loss = f64::NAN;
@@ -309,7 +457,15 @@ pub async fn train_and_store(db: &Db, params: AlsParams) -> anyhow::Result<Strin
                     eprintln!("epoch {epoch}/{}: loss {loss:.5}", params.epochs);
                 }
             });
-            (factors, last_loss)
+            let (ease, neighbours) = if kind == ModelKind::AlsEase {
+                (
+                    Some(Ease::train(&data.by_user, n_items, &blend_params.ease)),
+                    Some(Neighbours::train(&data.by_user, n_items, NEIGHBOURS_KEPT)),
+                )
+            } else {
+                (None, None)
+            };
+            (factors, last_loss, ease, neighbours)
         }
     })
     .await
@@ -317,22 +473,35 @@ pub async fn train_and_store(db: &Db, params: AlsParams) -> anyhow::Result<Strin
     bar.finish();
     let items = factors.items;
     let bytes: Vec<u8> = items.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let digest = hex::encode(&Sha256::digest(&bytes)[..4]);
+    let item_item = ease.as_ref().map(Ease::to_bytes);
+    let item_neighbours = neighbours.as_ref().map(Neighbours::to_bytes);
+    let mut hash = Sha256::new();
+    hash.update(&bytes);
+    for part in [&item_item, &item_neighbours].into_iter().flatten() {
+        hash.update(part);
+    }
+    let digest = hex::encode(&hash.finalize()[..4]);
     let version = format!(
-        "als-{}-{digest}",
+        "{}-{}-{digest}",
+        kind.name().replace('+', "-"),
         chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
     );
     sqlx::query(
-        "INSERT INTO models (version, algorithm, params, factors, item_ids, item_factors, final_loss) \
-         VALUES ($1, 'implicit-als', $2, $3, $4, $5, $6) \
+        "INSERT INTO models (version, algorithm, params, factors, item_ids, item_factors, final_loss, \
+                             item_item, blend, item_neighbours) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
          ON CONFLICT (version) DO NOTHING",
     )
     .bind(&version)
+    .bind(algorithm(kind))
     .bind(sqlx::types::Json(&params))
     .bind(params.factors as i32)
     .bind(&matrix.item_ids)
     .bind(&bytes)
     .bind(last_loss.is_finite().then_some(last_loss))
+    .bind(item_item)
+    .bind(ease.is_some().then_some(sqlx::types::Json(&blend_params)))
+    .bind(item_neighbours)
     .execute(db.pool())
     .await
     .context("storing the model")?;
@@ -342,8 +511,9 @@ pub async fn train_and_store(db: &Db, params: AlsParams) -> anyhow::Result<Strin
 /// The newest stored model, if any.
 pub async fn load_newest(db: &Db) -> anyhow::Result<Option<LoadedModel>> {
     let Some(row) = sqlx::query(
-        "SELECT version, params, factors, item_ids, item_factors, created_at FROM models \
-         ORDER BY created_at DESC, version DESC LIMIT 1",
+        "SELECT version, params, factors, item_ids, item_factors, created_at, item_item, blend, \
+                item_neighbours \
+         FROM models ORDER BY created_at DESC, version DESC LIMIT 1",
     )
     .fetch_optional(db.pool())
     .await
@@ -366,7 +536,41 @@ pub async fn load_newest(db: &Db) -> anyhow::Result<Option<LoadedModel>> {
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
     let items = Array2::from_shape_vec((item_ids.len(), factors), values).context("model shape")?;
+    let item_item: Option<Vec<u8>> = row.get(6);
+    let blend_params: Option<sqlx::types::Json<BlendParams>> = row.get(7);
+    let ease = match item_item {
+        Some(weights) => {
+            let ease = Ease::from_bytes(&weights)
+                .with_context(|| format!("model {version} is corrupt: EASE weights"))?;
+            anyhow::ensure!(
+                ease.n_items() == item_ids.len(),
+                "model {version} is corrupt: EASE weights for {} movies, factors for {}",
+                ease.n_items(),
+                item_ids.len()
+            );
+            Some(ease)
+        }
+        None => None,
+    };
+    let item_neighbours: Option<Vec<u8>> = row.get(8);
+    let neighbours = match item_neighbours {
+        Some(bytes) => {
+            let neighbours = Neighbours::from_bytes(&bytes)
+                .with_context(|| format!("model {version} is corrupt: neighbours"))?;
+            anyhow::ensure!(
+                neighbours.n_items() == item_ids.len(),
+                "model {version} is corrupt: neighbours of {} movies, factors of {}",
+                neighbours.n_items(),
+                item_ids.len()
+            );
+            Some(neighbours)
+        }
+        None => None,
+    };
     let mut loaded = LoadedModel::new(version, params.0, item_ids, items, trained_at);
+    loaded.ease = ease;
+    loaded.neighbours = neighbours;
+    loaded.blend = blend_params.map(|b| b.0).unwrap_or_default();
     let catalogue = Catalogue::load(db)
         .await
         .map_err(anyhow::Error::from)
@@ -409,6 +613,45 @@ pub async fn evaluate(db: &Db, epochs: usize, seed: u64) -> anyhow::Result<Repor
                         trial.params.alpha,
                         trial.validation.ndcg
                     ));
+                },
+            )
+        }
+    })
+    .await
+    .context("evaluation task")?;
+    bar.finish_and_clear();
+    Ok(report)
+}
+
+/// Runs the evaluation over several splits (`origin eval --split-seeds`) on every rating in
+/// PostgreSQL, with a progress bar over its steps.
+pub async fn evaluate_splits(
+    db: &Db,
+    seeds: &[u64],
+    mode: evaluation::Mode,
+) -> anyhow::Result<evaluation::MultiReport> {
+    let matrix = load_ratings(db).await?;
+    anyhow::ensure!(
+        !matrix.rows.is_empty(),
+        "no ratings to evaluate on: run `origin import` first"
+    );
+    let bar = progress(0, "evaluating {bar:30} {pos}/{len} steps  {msg}  {elapsed}");
+    let seeds = seeds.to_vec();
+    let report = tokio::task::spawn_blocking({
+        let bar = bar.clone();
+        move || {
+            evaluation::run_seeds(
+                &matrix.rows,
+                matrix.item_ids.len(),
+                &seeds,
+                mode,
+                |step: &evaluation::Progress| {
+                    bar.set_length(step.total as u64);
+                    bar.set_position(step.done as u64);
+                    bar.set_message(step.message.clone());
+                    if bar.is_hidden() {
+                        eprintln!("{}/{}: {}", step.done, step.total, step.message);
+                    }
                 },
             )
         }
@@ -473,4 +716,39 @@ pub async fn newest_evaluation(db: &Db) -> Result<Option<StoredEvaluation>, AppE
         popularity: popularity.0,
         candidates: row.try_get::<i32, _>(5)?.max(0) as usize,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn similar_is_the_cosine_of_the_item_factors() {
+        let items = ndarray::array![
+            [1.0f32, 0.0],
+            [2.0, 0.1],
+            [0.0, 1.0],
+            [-1.0, 0.0],
+            [0.0, 0.0],
+        ];
+        let model = LoadedModel::new(
+            "v".into(),
+            AlsParams::default(),
+            vec![10, 11, 12, 13, 14],
+            items,
+            chrono::Utc::now(),
+        );
+        let similar = model.similar(0, 10);
+        let rows: Vec<u32> = similar.iter().map(|(row, _)| *row).collect();
+        assert_eq!(
+            rows,
+            [1, 2, 3],
+            "closest first, not itself, not the zero row"
+        );
+        assert!((similar[0].1 - 2.0 / 4.01f32.sqrt()).abs() < 1e-6);
+        assert!((similar[2].1 + 1.0).abs() < 1e-6);
+        assert_eq!(model.similar(0, 1).len(), 1);
+        assert!(model.similar(4, 10).is_empty(), "a row without factors");
+        assert!(model.similar(99, 10).is_empty(), "a row the model lacks");
+    }
 }

@@ -133,7 +133,16 @@ pub struct ListQuery {
     pub limit: Option<u32>,
 }
 
-/// `?n=&strategy=` of the recommendations.
+/// `?limit=` of the similar movies.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SimilarQuery {
+    /// How many similar movies to list.
+    #[param(schema_with = similar_limit_schema)]
+    pub limit: Option<u32>,
+}
+
+/// `?n=&strategy=&exclude=&genre=` of the recommendations.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RecommendationsQuery {
@@ -143,6 +152,12 @@ pub struct RecommendationsQuery {
     /// How they are chosen.
     #[param(schema_with = strategy_schema)]
     pub strategy: Option<String>,
+    /// Movies to leave out.
+    #[param(schema_with = exclude_schema)]
+    pub exclude: Option<String>,
+    /// Only movies of this genre.
+    #[param(schema_with = genre_filter_schema)]
+    pub genre: Option<String>,
 }
 
 /// A list length as `Limit::parse` accepts it: an integer from 1 to `Limit::MAX`.
@@ -166,6 +181,38 @@ fn limit_schema() -> Object {
 
 fn n_schema() -> Object {
     list_length(Limit::DEFAULT_N)
+}
+
+fn similar_limit_schema() -> Object {
+    list_length(Limit::DEFAULT_SIMILAR)
+}
+
+/// `exclude` as `Exclude::parse` accepts it.
+fn exclude_schema() -> Object {
+    ObjectBuilder::new()
+        .description(Some(format!(
+            "Movie ids to leave out, comma-separated (`1,50,172`): 1 to {} positive integers; \
+             anything else is a 400 `invalid_exclude`. Applied, with `genre`, to the user's \
+             list of {} (cached as any `n={}` request is), then cut to `n`: fewer than `n` items \
+             come back when fewer survive.",
+            shared::params::Exclude::MAX,
+            Limit::MAX,
+            Limit::MAX,
+        )))
+        .schema_type(Type::String)
+        .pattern(Some("^[0-9]+(,[0-9]+)*$"))
+        .build()
+}
+
+/// `genre` as `reads::find_genre` resolves it.
+fn genre_filter_schema() -> Object {
+    ObjectBuilder::new()
+        .description(Some(
+            "Only movies of this genre, named as `/genres/{genre}/top` accepts (name or slug, \
+             case-insensitively); an unknown genre is a 404 `genre_not_found`, as there.",
+        ))
+        .schema_type(Type::String)
+        .build()
 }
 
 /// The strategies `Strategy::parse` accepts, and the one it picks when none is given.

@@ -10,8 +10,8 @@ use crate::model::{Catalogue, LoadedModel};
 use crate::recommend;
 use crate::state::AppState;
 use shared::cache_key::Family;
-use shared::dto::{Genre, Genres, Profile, Recommendation, Recommendations};
-use shared::params::{Limit, MovieId, Strategy, UserId};
+use shared::dto::{Genre, Genres, Profile, Recommendation, Recommendations, SimilarMovie};
+use shared::params::{Exclude, Limit, MovieId, Strategy, UserId};
 use shared::ttl::ttl_secs;
 use std::sync::Arc;
 
@@ -26,18 +26,21 @@ pub fn parse<T: serde::de::DeserializeOwned>(served: &Served) -> Result<T, AppEr
         .map_err(|e| AppError::from(anyhow::Error::new(e).context("parsing cached value")))
 }
 
-/// Lists (popular, genre top) are stored at full length as lines, so that every `limit` is
-/// served by cutting bytes rather than parsing and re-serialising 100 movies per request: the
-/// first line holds the fields before the list (`"genre":{...}`, or nothing), each further
-/// line one movie's JSON (which never contains a raw newline).
-fn encode_list(
-    head: Option<(&str, Vec<u8>)>,
-    items: &[shared::dto::Movie],
+/// Lists (popular, genre top, similar) are stored at full length as lines, so that every
+/// `limit` is served by cutting bytes rather than parsing and re-serialising 100 movies per
+/// request: the first line holds the fields before the list (`"genre":{...}`, or nothing),
+/// each further line one item's JSON (which never contains a raw newline).
+fn encode_list<T: serde::Serialize>(
+    head: &[(&str, Vec<u8>)],
+    items: &[T],
 ) -> Result<Vec<u8>, AppError> {
     let mut out = Vec::new();
-    if let Some((field, value)) = head {
+    for (i, (field, value)) in head.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
         out.extend_from_slice(format!("\"{field}\":").as_bytes());
-        out.extend_from_slice(&value);
+        out.extend_from_slice(value);
     }
     for item in items {
         out.push(b'\n');
@@ -47,7 +50,7 @@ fn encode_list(
 }
 
 /// The response of a stored list cut to `limit`: `{<head>,"<field>":[first limit items]}`
-/// (byte for byte what serialising `PopularMovies` / `GenreTop` gives), with its ETag; each
+/// (byte for byte what serialising `PopularMovies` / `GenreTop` / `SimilarMovies` gives), with its ETag; each
 /// limit is rendered once per value.
 pub fn render_list(served: &Served, field: &str, limit: Limit) -> Rendered {
     served.rendered(limit.get(), |body| cut_list(body, field, limit).into())
@@ -102,7 +105,7 @@ pub async fn popular(state: &AppState) -> Result<Served, AppError> {
         .get_or_compute(Family::Popular, key, Scope::Global, move |_| async move {
             let movies = db.popular(Limit::MAX as i64).await?;
             Ok(Computed {
-                body: encode_list(None, &movies)?,
+                body: encode_list(&[], &movies)?,
                 ttl_secs: ttl,
             })
         })
@@ -152,7 +155,64 @@ pub async fn genre_top(state: &AppState, genre: Genre) -> Result<Served, AppErro
         .get_or_compute(Family::Genres, key, Scope::Global, move |_| async move {
             let movies = db.genre_top(genre.id, Limit::MAX as i64).await?;
             Ok(Computed {
-                body: encode_list(Some(("genre", json(&genre)?)), &movies)?,
+                body: encode_list(&[("genre", json(&genre)?)], &movies)?,
+                ttl_secs: ttl,
+            })
+        })
+        .await
+}
+
+/// The 100 movies closest to `movie` in the model being served (every `limit` is cut from
+/// this one list), stored per movie and model version: the key names the version, so a new
+/// model never serves an old model's neighbours. The neighbours come from
+/// [`LoadedModel::similar`] on the blocking pool, rendered from the model's catalogue. 503
+/// `model_unavailable` without a model; 404 for a movie the data set does not have; an empty
+/// list for one the model does not know yet.
+pub async fn similar(state: &AppState, movie: MovieId) -> Result<Served, AppError> {
+    let model = state.model.get().ok_or_else(|| AppError::Unavailable {
+        code: "model_unavailable",
+        message: "similar movies need a trained model, and none is loaded".into(),
+    })?;
+    let key = state.cache.keys().similar(movie, &model.version);
+    let ttl = ttl_secs(Family::Similar, false, &key);
+    let state_for_compute = state.clone();
+    state
+        .cache
+        .get_or_compute(Family::Similar, key, Scope::Global, move |_| async move {
+            let catalogue = catalogue(&state_for_compute, &model).await?;
+            if catalogue.get(movie.0).is_none() {
+                return Err(AppError::not_found(
+                    "movie_not_found",
+                    format!("movie {} does not exist", movie.0),
+                ));
+            }
+            let computing = Arc::clone(&model);
+            let neighbours =
+                tokio::task::spawn_blocking(move || match computing.index.get(&movie.0) {
+                    Some(row) => computing.similar(*row, Limit::MAX as usize),
+                    None => Vec::new(),
+                })
+                .await
+                .map_err(|e| AppError::from(anyhow::Error::new(e).context("similarity task")))?;
+            let similar: Vec<SimilarMovie> = neighbours
+                .into_iter()
+                .filter_map(|(row, score)| {
+                    let id = *model.item_ids.get(row as usize)?;
+                    let entry = catalogue.get(id)?;
+                    Some(SimilarMovie {
+                        movie_id: id,
+                        title: entry.title.clone(),
+                        genres: entry.genres.clone(),
+                        score: (score as f64 * 10_000.0).round() / 10_000.0,
+                    })
+                })
+                .collect();
+            let head = [
+                ("movie_id", json(&movie.0)?),
+                ("model_version", json(&model.version)?),
+            ];
+            Ok(Computed {
+                body: encode_list(&head, &similar)?,
                 ttl_secs: ttl,
             })
         })
@@ -284,6 +344,63 @@ pub async fn recommendations(
             },
         )
         .await
+}
+
+/// The filters of `GET /users/{id}/recommendations` (`exclude`, `genre`). They are applied to
+/// the user's cached list at the largest `n` ([`Limit::MAX`], stored under the same key as any
+/// request for `n=100`), then cut to the `n` asked: filters never add cache keys, and a
+/// rating invalidates the filtered reads with the rest. Fewer than `n` items come back when
+/// fewer survive the filters.
+#[derive(Debug, Clone, Default)]
+pub struct RecommendationFilter {
+    /// Movies to leave out.
+    pub exclude: Option<Exclude>,
+    /// The genre every item must have.
+    pub genre: Option<Genre>,
+}
+
+impl RecommendationFilter {
+    /// Whether any filter is set (else the list is served as computed for its `n`).
+    pub fn is_active(&self) -> bool {
+        self.exclude.is_some() || self.genre.is_some()
+    }
+
+    /// The first `n` items of `list` that pass the filters.
+    pub fn apply(&self, mut list: Recommendations, n: Limit) -> Recommendations {
+        list.items = list
+            .items
+            .into_iter()
+            .filter(|item| {
+                self.exclude
+                    .as_ref()
+                    .is_none_or(|exclude| !exclude.contains(item.movie_id))
+            })
+            .filter(|item| {
+                self.genre.as_ref().is_none_or(|genre| {
+                    item.genres
+                        .iter()
+                        .any(|g| g.eq_ignore_ascii_case(&genre.name))
+                })
+            })
+            .take(n.get() as usize)
+            .collect();
+        list
+    }
+}
+
+/// A user's recommendations with `filter` applied: the superset (`n=100`, see
+/// [`RecommendationFilter`]) filtered and cut to `n`, rendered with its own ETag.
+pub async fn filtered_recommendations(
+    state: &AppState,
+    user: UserId,
+    n: Limit,
+    strategy: Strategy,
+    filter: &RecommendationFilter,
+) -> Result<(Rendered, shared::cache_status::CacheStatus), AppError> {
+    let served = recommendations(state, user, Limit::LONGEST, strategy).await?;
+    let list: Recommendations = parse(&served)?;
+    let body = json(&filter.apply(list, n))?;
+    Ok((Rendered::new(body.into()), served.status))
 }
 
 fn user_not_found(user: UserId) -> AppError {
@@ -533,7 +650,7 @@ mod tests {
     #[test]
     fn cut_lists_are_what_serde_would_write() {
         let movies: Vec<Movie> = (1..=5).map(movie).collect();
-        let popular = served(encode_list(None, &movies).unwrap());
+        let popular = served(encode_list(&[], &movies).unwrap());
         let three = Limit::parse("limit", Some("3"), Limit::DEFAULT).unwrap();
         let expected = serde_json::to_vec(&PopularMovies {
             movies: movies[..3].to_vec(),
@@ -551,19 +668,87 @@ mod tests {
             name: "Sci-Fi".into(),
             slug: "sci-fi".into(),
         };
-        let top = served(encode_list(Some(("genre", json(&genre).unwrap())), &movies).unwrap());
+        let top = served(encode_list(&[("genre", json(&genre).unwrap())], &movies).unwrap());
         let expected = serde_json::to_vec(&GenreTop {
             genre: genre.clone(),
             movies: movies[..3].to_vec(),
         })
         .unwrap();
         assert_eq!(render_list(&top, "movies", three).body, expected);
-        let empty = served(encode_list(Some(("genre", json(&genre).unwrap())), &[]).unwrap());
+        let empty = served(encode_list::<Movie>(&[("genre", json(&genre).unwrap())], &[]).unwrap());
         let expected = serde_json::to_vec(&GenreTop {
             genre,
             movies: vec![],
         })
         .unwrap();
         assert_eq!(render_list(&empty, "movies", three).body, expected);
+
+        let similar: Vec<SimilarMovie> = (1..=5)
+            .map(|id| SimilarMovie {
+                movie_id: id,
+                title: format!("Line\nbreak \"{id}\""),
+                genres: vec!["Drama".into()],
+                score: 0.5,
+            })
+            .collect();
+        let head = [
+            ("movie_id", json(&7).unwrap()),
+            ("model_version", json(&"als-1").unwrap()),
+        ];
+        let stored = served(encode_list(&head, &similar).unwrap());
+        let expected = serde_json::to_vec(&shared::dto::SimilarMovies {
+            movie_id: 7,
+            model_version: "als-1".into(),
+            similar: similar[..3].to_vec(),
+        })
+        .unwrap();
+        assert_eq!(render_list(&stored, "similar", three).body, expected);
+    }
+
+    #[test]
+    fn filters_keep_the_order_and_cut_to_n() {
+        let item = |id: i32, genre: &str| Recommendation {
+            movie_id: id,
+            title: format!("m{id}"),
+            genres: vec![genre.to_owned()],
+            score: 1.0 / id as f64,
+            reason: String::new(),
+        };
+        let list = Recommendations {
+            user_id: 1,
+            strategy: "hybrid".into(),
+            model_version: None,
+            items: vec![
+                item(1, "Drama"),
+                item(2, "Children's"),
+                item(3, "Drama"),
+                item(4, "Comedy"),
+                item(5, "Drama"),
+            ],
+        };
+        let ids = |list: Recommendations| list.items.iter().map(|i| i.movie_id).collect::<Vec<_>>();
+        let two = Limit::parse("n", Some("2"), Limit::DEFAULT_N).unwrap();
+        let ten = Limit::DEFAULT_N;
+        let exclude = RecommendationFilter {
+            exclude: Some(Exclude::parse("1,4").unwrap()),
+            genre: None,
+        };
+        assert!(exclude.is_active());
+        assert_eq!(ids(exclude.apply(list.clone(), ten)), [2, 3, 5]);
+        assert_eq!(ids(exclude.apply(list.clone(), two)), [2, 3]);
+        let drama = RecommendationFilter {
+            exclude: Some(Exclude::parse("3").unwrap()),
+            genre: Some(Genre {
+                id: 8,
+                name: "Drama".into(),
+                slug: "drama".into(),
+            }),
+        };
+        assert_eq!(ids(drama.apply(list.clone(), ten)), [1, 5]);
+        assert!(!RecommendationFilter::default().is_active());
+        assert_eq!(
+            ids(RecommendationFilter::default().apply(list, two)),
+            [1, 2]
+        );
     }
 }

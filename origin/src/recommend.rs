@@ -421,14 +421,14 @@ pub fn rank(
     Some(score(model, inputs))
 }
 
-/// Scores every movie against the user's embedding, plus, for `hybrid`, a genre term:
+/// Scores every movie against the user's embedding (blended with EASE's scores of the user's
+/// ratings when the model has EASE, see [`LoadedModel::scores`]), plus, for `hybrid`, a genre
+/// term:
 /// long-term favourites and, weighted more, the genres rated since the model was trained, so a
 /// fresh taste shows in the very next recommendations. Seen movies are excluded. Pure and
 /// CPU-bound: run it on the blocking pool.
 pub fn score(model: &LoadedModel, inputs: Inputs) -> Scored {
-    let mut scores = model
-        .model
-        .scores(ndarray::ArrayView1::from(&inputs.embedding));
+    let mut scores = model.scores(ndarray::ArrayView1::from(&inputs.embedding), &inputs.rows);
     if let Some(long_term) = inputs.long_term {
         let recent = recent_genre_weights(model, &inputs.recent);
         for (score, genres) in scores.iter_mut().zip(&model.item_genres) {
@@ -484,12 +484,16 @@ pub fn render(model: &LoadedModel, catalogue: &Catalogue, scored: &Scored) -> Ve
         .collect()
 }
 
-/// The largest weight among a movie's genres (a bit set of genre ids).
-fn strongest(genres: u32, weights: &[f64; 32]) -> f64 {
-    (0..32)
-        .filter(|bit| genres & (1 << bit) != 0)
-        .map(|bit| weights[bit])
-        .fold(0.0, f64::max)
+/// The largest weight among a movie's genres (a bit set of genre ids). Visits only the set
+/// bits (a movie has one to three genres): this runs for every movie of the catalogue on
+/// every `hybrid` recommendation, 62,000 times at the MovieLens-25M shape.
+fn strongest(mut genres: u32, weights: &[f64; 32]) -> f64 {
+    let mut best = 0.0f64;
+    while genres != 0 {
+        best = best.max(weights[genres.trailing_zeros() as usize]);
+        genres &= genres - 1;
+    }
+    best
 }
 
 /// The user's genre affinities by genre id (bit), the strongest 1.0: per genre, the sum over
@@ -724,6 +728,19 @@ mod tests {
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
     use recommender::als::AlsParams;
+
+    #[test]
+    fn strongest_is_the_largest_weight_among_the_set_bits() {
+        let mut weights = [0.0; 32];
+        weights[1] = 0.25;
+        weights[3] = 0.75;
+        weights[31] = 0.5;
+        assert_eq!(strongest(0, &weights), 0.0);
+        assert_eq!(strongest(0b10, &weights), 0.25);
+        assert_eq!(strongest(0b1010, &weights), 0.75);
+        assert_eq!(strongest(1 << 31 | 0b10, &weights), 0.5);
+        assert_eq!(strongest(u32::MAX, &weights), 0.75);
+    }
 
     /// Movie ids are 10, 20, … (row i is movie 10·(i + 1)); movie 5 is in the catalogue but
     /// not in the model.

@@ -4,7 +4,11 @@
 //! `origin train`), and at MovieLens 100K (1,682 movies).
 //!
 //! Run: `cargo bench -p recommender`. Prints Criterion's estimate and P50/P95/P99 over 2,000
-//! timed runs of each case.
+//! timed runs of each case; then, for scoring alone (every movie's dot product with the user's
+//! vector), the time per movie scored beside this machine's memory-bandwidth bound: the item
+//! factors (62,000 × 64 f32 = 15.9 MB) are streamed once per recommendation, so no scoring
+//! can be faster than their size divided by the bandwidth one core reads memory at, measured
+//! here by summing a buffer far larger than the caches.
 
 #![allow(missing_docs)] // criterion_group! generates an undocumented function.
 
@@ -79,5 +83,52 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// Bytes per second one core streams from memory: the best of a few sums over 512 MiB.
+fn memory_bandwidth() -> f64 {
+    let buffer = vec![1.0f32; 128 << 20];
+    (0..5)
+        .map(|_| {
+            let start = Instant::now();
+            // Eight independent sums, so the adds keep up with the loads and it vectorises.
+            let mut sums = [0.0f32; 8];
+            for chunk in buffer.chunks_exact(8) {
+                for (sum, v) in sums.iter_mut().zip(chunk) {
+                    *sum += v;
+                }
+            }
+            black_box(sums);
+            (buffer.len() * 4) as f64 / start.elapsed().as_secs_f64()
+        })
+        .fold(0.0, f64::max)
+}
+
+/// Scoring alone, in ns per movie, beside the bandwidth bound of reading its factors.
+fn scoring(c: &mut Criterion) {
+    let bandwidth = memory_bandwidth();
+    println!(
+        "memory bandwidth (one core, streaming sum of 512 MiB): {:.1} GB/s",
+        bandwidth / 1e9
+    );
+    for (items, factors) in [(62_000, 64), (62_000, 128)] {
+        let (model, ratings) = case(items, factors, 200);
+        let user = model.fold_in(&ratings);
+        let name = format!("score {items} movies × {factors} factors");
+        c.bench_function(&name, |b| b.iter(|| model.scores(black_box(user.view()))));
+        let runs = 500;
+        let start = Instant::now();
+        for _ in 0..runs {
+            black_box(model.scores(black_box(user.view())));
+        }
+        let per_movie = start.elapsed().as_secs_f64() * 1e9 / (runs * items) as f64;
+        let bound = (factors * 4) as f64 / bandwidth * 1e9;
+        println!(
+            "{name}: {per_movie:.2} ns per movie scored; memory-bandwidth bound {bound:.2} ns \
+             ({factors} f32 = {} bytes per movie at {:.1} GB/s)",
+            factors * 4,
+            bandwidth / 1e9
+        );
+    }
+}
+
+criterion_group!(benches, bench, scoring);
 criterion_main!(benches);

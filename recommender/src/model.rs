@@ -4,7 +4,7 @@
 //! step's normal equations can be kept per user ([`UserEquations`]) and updated rating by
 //! rating ([`ItemModel::rate`], [`ItemModel::unrate`]) instead of rebuilt.
 
-use crate::als::{Regularisation, rating_sums, solve_equations, solve_row};
+use crate::als::{Feedback, Regularisation, rating_sums, solve_equations, solve_row_with};
 use crate::user_step::UserEquations;
 use ndarray::{Array1, Array2, ArrayView1};
 
@@ -16,13 +16,20 @@ pub struct ItemModel {
     /// `gram` in f64, row-major: what every solve starts from.
     gram64: Vec<f64>,
     reg: Regularisation,
-    alpha: f32,
+    feedback: Feedback,
 }
 
 impl ItemModel {
     /// A model from trained item factors (`n_items × k`) and the training's regularisation
     /// and confidence scale (fold-in solves the same user step).
+    /// Ratings map to preference and confidence by [`Feedback::new`]`(alpha)`, as in
+    /// [`crate::als::train`].
     pub fn new(items: Array2<f32>, reg: Regularisation, alpha: f32) -> Self {
+        Self::with_feedback(items, reg, Feedback::new(alpha))
+    }
+
+    /// [`ItemModel::new`] with an explicit rating mapping (the one the factors trained with).
+    pub fn with_feedback(items: Array2<f32>, reg: Regularisation, feedback: Feedback) -> Self {
         let gram = items.t().dot(&items);
         let gram64 = gram.iter().map(|v| *v as f64).collect();
         ItemModel {
@@ -30,8 +37,13 @@ impl ItemModel {
             gram,
             gram64,
             reg,
-            alpha,
+            feedback,
         }
+    }
+
+    /// The rating mapping of fold-in.
+    pub fn feedback(&self) -> Feedback {
+        self.feedback
     }
 
     /// Number of items.
@@ -51,19 +63,19 @@ impl ItemModel {
 
     /// A user's vector from their ratings `(item index, rating)`.
     pub fn fold_in(&self, ratings: &[(u32, f32)]) -> Array1<f32> {
-        Array1::from(solve_row(
+        Array1::from(solve_row_with(
             &self.gram.view(),
             &self.items.view(),
             ratings,
             self.reg,
-            self.alpha,
+            self.feedback,
         ))
     }
 
     /// The normal equations of a user with `ratings` `(item index, rating)`, built from
     /// scratch: the same sums, in the same arithmetic, as [`ItemModel::fold_in`].
     pub fn equations(&self, ratings: &[(u32, f32)]) -> UserEquations {
-        let (m, b) = rating_sums(&self.items.view(), ratings, self.alpha);
+        let (m, b) = rating_sums(&self.items.view(), ratings, self.feedback);
         UserEquations::from_sums(self.factors(), ratings.len(), m, b)
     }
 
@@ -82,10 +94,10 @@ impl ItemModel {
 
     fn update(&self, equations: &mut UserEquations, item: u32, rating: f32, sign: f64) {
         let y = self.items.row(item as usize);
-        let c = 1.0 + self.alpha * rating;
+        let (p, c) = self.feedback.weigh(rating);
         match y.as_slice() {
-            Some(y) => equations.update(y, c, sign),
-            None => equations.update(&y.to_vec(), c, sign),
+            Some(y) => equations.update(y, p, c, sign),
+            None => equations.update(&y.to_vec(), p, c, sign),
         }
     }
 

@@ -1,9 +1,10 @@
 //! The ALS user step of one user kept as its normal equations, so that a new or replaced
 //! rating moves the user's vector without going back over all their ratings.
 //!
-//! Fold-in solves `(YᵀY + Σᵢ (cᵢ − 1) yᵢyᵢᵀ + λ(n + 1)^ν I) x = Σᵢ cᵢ yᵢ` over the user's `n`
-//! ratings (see [`crate::als`]). The two parts that depend on the ratings are sums of one term
-//! per rating: the matrix `M = Σᵢ (cᵢ − 1) yᵢyᵢᵀ` and the vector `b = Σᵢ cᵢ yᵢ`. A new rating
+//! Fold-in solves `(YᵀY + Σᵢ (cᵢ − 1) yᵢyᵢᵀ + λ(n + 1)^ν I) x = Σᵢ cᵢ pᵢ yᵢ` over the user's
+//! `n` ratings, `(pᵢ, cᵢ)` from [`crate::als::Feedback`] (a dislike has `pᵢ = 0`). The two
+//! parts that depend on the ratings are sums of one term per rating: the matrix
+//! `M = Σᵢ (cᵢ − 1) yᵢyᵢᵀ` and the vector `b = Σᵢ cᵢ pᵢ yᵢ`. A new rating
 //! adds a rank-one term to `M` and a vector to `b`; a replaced rating subtracts its old terms
 //! and adds the new ones. The rest (the item Gram matrix, and the regularisation, which
 //! depends only on `n`) is added when solving. An update costs O(k²) instead of the O(n·k²)
@@ -116,19 +117,22 @@ impl UserEquations {
     }
 
     /// Adds (`sign` 1) or removes (`sign` −1) the terms of one rating of an item with factors
-    /// `y` and confidence `c`.
-    pub(crate) fn update(&mut self, y: &[f32], c: f32, sign: f64) {
+    /// `y`, preference `pref` and confidence `c`.
+    pub(crate) fn update(&mut self, y: &[f32], pref: f32, c: f32, sign: f64) {
         debug_assert_eq!(y.len(), self.k);
         let k = self.k;
         let weight = sign * (c - 1.0) as f64;
         let scaled: Vec<f64> = y.iter().map(|v| weight * *v as f64).collect();
+        let cp = c * pref;
         for (p, yp) in y.iter().enumerate() {
             let yp = *yp as f64;
             for (slot, s) in self.m[p * k..(p + 1) * k].iter_mut().zip(&scaled) {
                 *slot += s * yp;
             }
             // The same product (in f32) as a from-scratch fold-in.
-            self.b[p] += sign * (c * y[p]) as f64;
+            if pref != 0.0 {
+                self.b[p] += sign * (cp * y[p]) as f64;
+            }
         }
         if sign > 0.0 {
             self.n += 1;
@@ -146,8 +150,8 @@ mod tests {
     fn the_compact_form_round_trips_to_f32_precision() {
         let k = 5;
         let mut equations = UserEquations::new(k);
-        equations.update(&[0.1, -0.2, 0.3, 0.05, 1.0], 3.0, 1.0);
-        equations.update(&[0.7, 0.2, -0.3, 0.0, 0.5], 2.0, 1.0);
+        equations.update(&[0.1, -0.2, 0.3, 0.05, 1.0], 1.0, 3.0, 1.0);
+        equations.update(&[0.7, 0.2, -0.3, 0.0, 0.5], 0.0, 2.0, 1.0);
         let mut bytes = Vec::new();
         equations.write_compact(&mut bytes);
         assert_eq!(bytes.len(), 2 + 4 + 8 * k + 4 * k * (k + 1) / 2);
@@ -165,8 +169,8 @@ mod tests {
     #[test]
     fn removing_what_was_added_leaves_nothing() {
         let mut equations = UserEquations::new(3);
-        equations.update(&[0.5, -1.0, 2.0], 2.5, 1.0);
-        equations.update(&[0.5, -1.0, 2.0], 2.5, -1.0);
+        equations.update(&[0.5, -1.0, 2.0], 1.0, 2.5, 1.0);
+        equations.update(&[0.5, -1.0, 2.0], 1.0, 2.5, -1.0);
         assert!(equations.is_empty());
         assert!(
             equations

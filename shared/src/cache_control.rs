@@ -17,6 +17,10 @@ pub const GENRES: &str =
 /// `GET /genres/{genre}/top`: follows the hourly refresh of the materialized view.
 pub const GENRE_TOP: &str =
     "public, max-age=300, s-maxage=3600, stale-while-revalidate=600, stale-if-error=86400";
+/// `GET /movies/{id}/similar`: changes only when a new model is loaded; the edge keeps it an
+/// hour, which bounds how long an edge serves the previous model's neighbours.
+pub const SIMILAR: &str =
+    "public, max-age=600, s-maxage=3600, stale-while-revalidate=600, stale-if-error=86400";
 /// Profiles and recommendations: only the user's browser may keep them, and must revalidate.
 pub const PRIVATE: &str = "private, no-cache";
 /// Writes, errors, health, metrics and admin endpoints.

@@ -24,17 +24,21 @@ pub enum Family {
     Embedding,
     /// The genre list and each genre's top list.
     Genres,
+    /// A movie's nearest neighbours in one model (the top 100; smaller limits are cut from
+    /// it).
+    Similar,
 }
 
 impl Family {
     /// Every family, in the order statistics list them.
-    pub const ALL: [Family; 6] = [
+    pub const ALL: [Family; 7] = [
         Family::Recommendations,
         Family::Popular,
         Family::Profile,
         Family::Metadata,
         Family::Embedding,
         Family::Genres,
+        Family::Similar,
     ];
 
     /// The family's name in metrics and statistics.
@@ -46,6 +50,7 @@ impl Family {
             Family::Metadata => "metadata",
             Family::Embedding => "embedding",
             Family::Genres => "genres",
+            Family::Similar => "similar",
         }
     }
 }
@@ -125,6 +130,17 @@ impl KeySpace {
         format!("{}movie:metadata:{}", self.prefix, movie.0)
     }
 
+    /// `movie:similar:7:model:als-20261125T190000Z-1a2b3c4d`: the movie's 100 nearest
+    /// neighbours in that model (every limit is a prefix of it). The model version is part of
+    /// the key, so a new model never serves an old model's neighbours, and nothing needs
+    /// invalidating: the old model's keys expire. Under the tracked `movie:` prefix.
+    pub fn similar(&self, movie: MovieId, model_version: &str) -> String {
+        format!(
+            "{}movie:similar:{}:model:{model_version}",
+            self.prefix, movie.0
+        )
+    }
+
     /// `dataset:epoch`: the data set's epoch the instances serve, kept so that an instance
     /// starting while PostgreSQL is down still serves the current epoch's cached values.
     pub fn dataset_epoch(&self) -> String {
@@ -168,6 +184,10 @@ mod tests {
         assert_eq!(k.movie(MovieId(7)), "movie:metadata:7");
         assert_eq!(k.genre_top("sci-fi"), "genres:top:sci-fi:limit:100");
         assert_eq!(
+            k.similar(MovieId(7), "als-20261125T190000Z-1a2b3c4d"),
+            "movie:similar:7:model:als-20261125T190000Z-1a2b3c4d"
+        );
+        assert_eq!(
             refresh_claim(&k.embedding(UserId(42))),
             "embeddings:{user:42}:refresh"
         );
@@ -183,6 +203,7 @@ mod tests {
             k.popular(),
             k.genres(),
             k.genre_top("drama"),
+            k.similar(MovieId(7), "als-1"),
         ] {
             assert!(tracked(&shared), "{shared} is tracked");
         }

@@ -106,6 +106,32 @@ pub struct Recommendations {
     pub items: Vec<Recommendation>,
 }
 
+/// One neighbour in [`SimilarMovies`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SimilarMovie {
+    /// The movie.
+    pub movie_id: i32,
+    /// Its title.
+    pub title: String,
+    /// Its genres.
+    pub genres: Vec<String>,
+    /// Cosine similarity to the movie asked about, from -1 to 1; higher is closer.
+    pub score: f64,
+}
+
+/// `GET /movies/{id}/similar`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SimilarMovies {
+    /// The movie asked about.
+    pub movie_id: i32,
+    /// The model the neighbours come from.
+    pub model_version: String,
+    /// Closest first; never the movie itself. Empty for a movie the model does not know yet.
+    pub similar: Vec<SimilarMovie>,
+}
+
 /// `POST /users/{id}/ratings` request body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

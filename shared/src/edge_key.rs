@@ -1,8 +1,8 @@
 //! Which requests the edge caches, and under which normalised key.
 //!
-//! Only the four public routes are cacheable at the edge: `GET /movies/{id}`,
-//! `/movies/popular`, `/genres` and `/genres/{genre}/top`. Their key is a canonical path and
-//! query: only the parameters the origin reads, defaults filled in, in a fixed order, so that
+//! Only the five public routes are cacheable at the edge: `GET /movies/{id}`,
+//! `/movies/popular`, `/movies/{id}/similar` (at its default length only), `/genres` and
+//! `/genres/{genre}/top`. Their key is a canonical path and query: only the parameters the origin reads, defaults filled in, in a fixed order, so that
 //! requests differing only in unknown parameters (`?utm=x`) or spelling (`?limit=05`,
 //! `/movies/%34%32`, `/genres/SCI-FI/top`) share one entry (SPEC section 6).
 //!
@@ -38,6 +38,13 @@ pub enum RouteKind {
         /// The list length, default 20.
         limit: Limit,
     },
+    /// `GET /movies/{id}/similar?limit=N`.
+    Similar {
+        /// The movie.
+        id: MovieId,
+        /// The list length, default 10.
+        limit: Limit,
+    },
     /// `GET /genres`.
     Genres,
     /// `GET /genres/{genre}/top?limit=N`.
@@ -51,11 +58,13 @@ pub enum RouteKind {
 }
 
 impl RouteKind {
-    /// The route's name for logs and metrics: `movie`, `popular`, `genres`, `genre_top`.
+    /// The route's name for logs and metrics: `movie`, `popular`, `similar`, `genres`,
+    /// `genre_top`.
     pub fn as_str(&self) -> &'static str {
         match self {
             RouteKind::Movie(_) => "movie",
             RouteKind::Popular { .. } => "popular",
+            RouteKind::Similar { .. } => "similar",
             RouteKind::Genres => "genres",
             RouteKind::GenreTop { .. } => "genre_top",
         }
@@ -80,7 +89,7 @@ pub enum EdgeReject {
     /// same).
     #[error(transparent)]
     Invalid(#[from] ParamError),
-    /// Not one of the four public routes (or a path only the origin can judge): forward it
+    /// Not one of the five public routes (or a path only the origin can judge): forward it
     /// to the origin untouched.
     #[error("not a route the edge caches")]
     NotCacheable,
@@ -102,6 +111,20 @@ impl EdgeRoute {
                 let id = decode_segment(raw_id).ok_or(EdgeReject::NotCacheable)?;
                 RouteKind::Movie(MovieId::parse(&id)?)
             }
+            ["movies", raw_id, "similar"] => {
+                // The id before the limit, as the origin extracts them.
+                let id = decode_segment(raw_id).ok_or(EdgeReject::NotCacheable)?;
+                let id = MovieId::parse(&id)?;
+                let limit = limit_or(query, Limit::DEFAULT_SIMILAR)?;
+                // Only the default length is stored at the edge: one entry per movie, so a
+                // purge of every similar list is one path per movie (100 limits per movie
+                // would be 170,000 paths for MovieLens 100K, 6 million at the 25M shape).
+                // Other lengths are forwarded; the origin cuts them from one cached list.
+                if limit != Limit::DEFAULT_SIMILAR {
+                    return Err(EdgeReject::NotCacheable);
+                }
+                RouteKind::Similar { id, limit }
+            }
             ["genres"] => RouteKind::Genres,
             ["genres", raw_genre, "top"] => {
                 // The path is extracted before the query at the origin: check it first too.
@@ -121,6 +144,9 @@ impl EdgeRoute {
         let key = match &kind {
             RouteKind::Movie(id) => format!("/movies/{}", id.0),
             RouteKind::Popular { limit } => format!("/movies/popular?limit={}", limit.get()),
+            RouteKind::Similar { id, limit } => {
+                format!("/movies/{}/similar?limit={}", id.0, limit.get())
+            }
             RouteKind::Genres => "/genres".to_owned(),
             RouteKind::GenreTop { genre, limit } => {
                 format!(
@@ -134,10 +160,15 @@ impl EdgeRoute {
     }
 }
 
-/// The `limit` query parameter, validated as the origin does.
+/// The `limit` query parameter of the lists, validated as the origin does.
 fn limit(query: Option<&str>) -> Result<Limit, ParamError> {
+    limit_or(query, Limit::DEFAULT)
+}
+
+/// The `limit` query parameter, `default` when absent, validated as the origin does.
+fn limit_or(query: Option<&str>, default: Limit) -> Result<Limit, ParamError> {
     let raw = query_param(query.unwrap_or(""), "limit");
-    Limit::parse("limit", raw.as_deref(), Limit::DEFAULT)
+    Limit::parse("limit", raw.as_deref(), default)
 }
 
 /// The value of the last `name` parameter of a form-encoded query, decoded.
@@ -232,6 +263,7 @@ mod tests {
         assert_eq!(key("/movies/42", None), "/movies/42");
         assert_eq!(key("/movies/popular", None), "/movies/popular?limit=20");
         assert_eq!(key("/genres", None), "/genres");
+        assert_eq!(key("/movies/1/similar", None), "/movies/1/similar?limit=10");
         assert_eq!(
             key("/genres/Sci-Fi/top", None),
             "/genres/sci-fi/top?limit=20"
@@ -250,6 +282,10 @@ mod tests {
         assert_eq!(key("/movies/popular", Some("limit=5&utm=x&&")), plain);
         assert_eq!(key("/movies/42", Some("utm=x&limit=5")), "/movies/42");
         assert_eq!(key("/genres", Some("limit=7")), "/genres");
+        assert_eq!(
+            key("/movies/1/similar", Some("utm=x&limit=10&n=3")),
+            "/movies/1/similar?limit=10"
+        );
         assert_eq!(
             key("/movies/popular", Some("")),
             key("/movies/popular", None)
@@ -277,6 +313,19 @@ mod tests {
         );
         assert_eq!(key("/movies/042", None), "/movies/42");
         assert_eq!(key("/movies/%34%32", None), "/movies/42");
+        assert_eq!(
+            key("/movies/%30%31/similar", Some("limit=007&limit=010")),
+            "/movies/1/similar?limit=10"
+        );
+        // Other lengths than the default are valid, but forwarded, not stored.
+        assert_eq!(
+            reject_code("/movies/1/similar", Some("limit=7")),
+            "not_cacheable"
+        );
+        assert_eq!(
+            key("/movies/1/similar", Some("limit=10")),
+            key("/movies/1/similar", None)
+        );
         assert_eq!(
             key("/genres/SCI%2DFI/top", Some("limit=100")),
             "/genres/sci-fi/top?limit=100"
@@ -311,15 +360,36 @@ mod tests {
                 "invalid_limit",
                 "{query}"
             );
+            assert_eq!(
+                reject_code("/movies/1/similar", Some(&query)),
+                "invalid_limit",
+                "{query}"
+            );
         }
         // A bare `limit` is an empty value at the origin too.
         assert_eq!(
             reject_code("/movies/popular", Some("limit")),
             "invalid_limit"
         );
-        for bad in ["0", "-1", "abc", "1.5", "2147483648", "%70opular"] {
+        for bad in [
+            "0",
+            "-1",
+            "abc",
+            "1.5",
+            "2147483648",
+            "%70opular",
+            "popular",
+        ] {
+            if bad != "popular" {
+                assert_eq!(
+                    reject_code(&format!("/movies/{bad}"), None),
+                    "invalid_id",
+                    "{bad}"
+                );
+            }
+            // The id is judged before the limit, as at the origin.
             assert_eq!(
-                reject_code(&format!("/movies/{bad}"), None),
+                reject_code(&format!("/movies/{bad}/similar"), Some("limit=0")),
                 "invalid_id",
                 "{bad}"
             );
@@ -345,6 +415,10 @@ mod tests {
             "/movies/",
             "/movies/1/",
             "/movies/1/extra",
+            "/movies/1/similar/",
+            "/movies/1/similar/extra",
+            "/movies//similar",
+            "/movies/%FF/similar",
             "/Movies/1",
             "/genres/",
             "/genres/drama",
@@ -391,6 +465,7 @@ mod tests {
         let kinds = [
             ("/movies/1", "movie"),
             ("/movies/popular", "popular"),
+            ("/movies/1/similar", "similar"),
             ("/genres", "genres"),
             ("/genres/drama/top", "genre_top"),
         ];
@@ -400,6 +475,15 @@ mod tests {
         assert_eq!(
             EdgeRoute::parse("/movies/7", None).unwrap().kind,
             RouteKind::Movie(MovieId(7))
+        );
+        assert_eq!(
+            EdgeRoute::parse("/movies/7/similar", Some("limit=10"))
+                .unwrap()
+                .kind,
+            RouteKind::Similar {
+                id: MovieId(7),
+                limit: Limit::DEFAULT_SIMILAR,
+            }
         );
     }
 }

@@ -26,6 +26,14 @@ pub enum ParamError {
     /// A rating outside 0.5..=5.0 or not a multiple of 0.5.
     #[error("{0} is not a valid rating: expected 0.5 to 5.0 in steps of 0.5")]
     InvalidRating(String),
+    /// An `exclude` list that is not 1 to [`Exclude::MAX`] comma-separated movie ids.
+    #[error("`{value}` is not a valid exclude list: {why}")]
+    InvalidExclude {
+        /// What the client sent (cut to a readable length).
+        value: String,
+        /// What is wrong with it.
+        why: String,
+    },
 }
 
 impl ParamError {
@@ -36,6 +44,7 @@ impl ParamError {
             ParamError::InvalidLimit { .. } => "invalid_limit",
             ParamError::InvalidStrategy(_) => "invalid_strategy",
             ParamError::InvalidRating(_) => "invalid_rating",
+            ParamError::InvalidExclude { .. } => "invalid_exclude",
         }
     }
 }
@@ -84,6 +93,10 @@ impl Limit {
     pub const DEFAULT: Limit = Limit(20);
     /// The default `n` of the recommendations endpoint.
     pub const DEFAULT_N: Limit = Limit(10);
+    /// The longest list: what is stored, and cut to shorter limits.
+    pub const LONGEST: Limit = Limit(Self::MAX);
+    /// The default `limit` of `/movies/{id}/similar`.
+    pub const DEFAULT_SIMILAR: Limit = Limit(10);
 
     /// Parses the query value of the parameter `name`; `None` (absent) gives `default`.
     pub fn parse(
@@ -109,6 +122,59 @@ impl Limit {
     /// The value.
     pub fn get(self) -> u32 {
         self.0
+    }
+}
+
+/// The `exclude` filter of the recommendations: 1 to [`Exclude::MAX`] movie ids, comma
+/// separated (`exclude=1,50,172`), each a valid id as [`MovieId::parse`] reads a path id.
+/// Duplicates are allowed and count towards the bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exclude(Vec<MovieId>);
+
+impl Exclude {
+    /// The most ids one request may exclude.
+    pub const MAX: usize = 100;
+
+    /// Parses the query value.
+    pub fn parse(raw: &str) -> Result<Self, ParamError> {
+        let err = |why: String| {
+            let mut value: String = raw.chars().take(64).collect();
+            if value.len() < raw.len() {
+                value.push('…');
+            }
+            ParamError::InvalidExclude { value, why }
+        };
+        let parts: Vec<&str> = raw.split(',').collect();
+        if parts.len() > Self::MAX {
+            return Err(err(format!(
+                "{} ids given, at most {} may be excluded",
+                parts.len(),
+                Self::MAX
+            )));
+        }
+        parts
+            .into_iter()
+            .map(|part| {
+                MovieId::parse(part).map_err(|_| {
+                    err(format!(
+                        "`{part}` is not a movie id: expected 1 to {} comma-separated positive \
+                         integers",
+                        Self::MAX
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Exclude)
+    }
+
+    /// Whether `movie` is excluded.
+    pub fn contains(&self, movie: i32) -> bool {
+        self.0.iter().any(|m| m.0 == movie)
+    }
+
+    /// The ids, as given.
+    pub fn ids(&self) -> &[MovieId] {
+        &self.0
     }
 }
 
@@ -263,6 +329,44 @@ mod tests {
         assert_eq!(
             Strategy::parse(Some("random")).unwrap_err().code(),
             "invalid_strategy"
+        );
+    }
+
+    #[test]
+    fn exclude_lists() {
+        let ids = |raw: &str| {
+            Exclude::parse(raw).map(|e| e.ids().iter().map(|m| m.0).collect::<Vec<_>>())
+        };
+        assert_eq!(ids("1"), Ok(vec![1]));
+        assert_eq!(ids("1,50,1"), Ok(vec![1, 50, 1]));
+        let hundred = (1..=100)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        assert_eq!(ids(&hundred).unwrap().len(), 100);
+        assert!(Exclude::parse("7,8").unwrap().contains(8));
+        assert!(!Exclude::parse("7,8").unwrap().contains(9));
+        let too_many = format!("{hundred},101");
+        for bad in [
+            "",
+            "1,",
+            ",1",
+            "1,,2",
+            "a",
+            "0",
+            "1, 2",
+            "-1",
+            "1;2",
+            too_many.as_str(),
+        ] {
+            let err = Exclude::parse(bad).unwrap_err();
+            assert_eq!(err.code(), "invalid_exclude", "{bad}");
+        }
+        assert!(
+            Exclude::parse(&too_many)
+                .unwrap_err()
+                .to_string()
+                .contains("101 ids given, at most 100")
         );
     }
 

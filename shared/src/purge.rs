@@ -139,6 +139,8 @@ mod tests {
             "/movies/popular?limit=5",
             "/genres/Drama/top",
             "/movies/001",
+            "/movies/1/similar",
+            "/movies/01/similar?limit=10",
         ])
         .keys()
         .unwrap();
@@ -149,6 +151,7 @@ mod tests {
                 "/movies/popular?limit=20",
                 "/movies/popular?limit=5",
                 "/genres/drama/top?limit=20",
+                "/movies/1/similar?limit=10",
             ]
         );
     }

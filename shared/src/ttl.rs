@@ -24,6 +24,8 @@ pub fn base_ttl_secs(family: Family, power_user: bool) -> u64 {
         Family::Metadata => DAY,
         Family::Embedding => 7 * DAY,
         Family::Genres => HOUR,
+        // Keyed by model version: nothing changes a stored value but an import (the epoch).
+        Family::Similar => DAY,
     }
 }
 
@@ -61,6 +63,7 @@ mod tests {
         assert_eq!(base_ttl_secs(Family::Profile, true), 1_800);
         assert_eq!(base_ttl_secs(Family::Metadata, false), 86_400);
         assert_eq!(base_ttl_secs(Family::Embedding, false), 604_800);
+        assert_eq!(base_ttl_secs(Family::Similar, false), 86_400);
     }
 
     #[test]

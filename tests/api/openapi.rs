@@ -648,6 +648,8 @@ async fn openapi_document_describes_every_route_and_every_real_response() {
         "/movies/popular",
         "/movies/popular?limit=5",
         "/movies/1",
+        "/movies/1/similar",
+        "/movies/1/similar?limit=3",
         "/genres",
         "/genres/drama/top",
         "/genres/Sci-Fi/top?limit=3",
@@ -660,6 +662,10 @@ async fn openapi_document_describes_every_route_and_every_real_response() {
         ("/movies/%FF", 400, "invalid_path"),
         ("/movies/99999", 404, "movie_not_found"),
         ("/movies/popular?limit=0", 400, "invalid_limit"),
+        ("/movies/abc/similar", 400, "invalid_id"),
+        ("/movies/%FF/similar", 400, "invalid_path"),
+        ("/movies/99999/similar", 404, "movie_not_found"),
+        ("/movies/1/similar?limit=101", 400, "invalid_limit"),
         ("/genres/no-such-genre/top", 404, "genre_not_found"),
         ("/genres/drama/top?limit=101", 400, "invalid_limit"),
         ("/no/such/route", 404, "not_found"),
@@ -676,6 +682,7 @@ async fn openapi_document_describes_every_route_and_every_real_response() {
         "/users/1/profile",
         "/users/1/recommendations",
         "/users/1/recommendations?n=3&strategy=genre",
+        "/users/1/recommendations?n=5&exclude=1,50&genre=drama",
     ] {
         probe.cached(path, Some(&user)).await;
         probe.cached(path, Some(&admin)).await;
@@ -701,6 +708,16 @@ async fn openapi_document_describes_every_route_and_every_real_response() {
             "invalid_strategy",
         ),
         ("/users/1/recommendations?n=1000", 400, "invalid_limit"),
+        (
+            "/users/1/recommendations?exclude=1,x",
+            400,
+            "invalid_exclude",
+        ),
+        (
+            "/users/1/recommendations?genre=no-such-genre",
+            404,
+            "genre_not_found",
+        ),
     ] {
         let answer = probe
             .expect(probe.get(path).bearer_auth(&admin), status)
@@ -878,6 +895,12 @@ async fn without_dependencies(contract: &Contract) {
     let admin = app.admin_token();
     let no_edge = probe.get("/admin/edge/stats").bearer_auth(&admin);
     assert_eq!(probe.expect(no_edge, 502).await.code(), "edge_error");
+    // A database without a trained model: no neighbours to give.
+    let no_model = probe.get("/movies/1/similar");
+    assert_eq!(
+        probe.expect(no_model, 503).await.code(),
+        "model_unavailable"
+    );
 
     pg.stop();
     for path in [

@@ -81,8 +81,8 @@ pub struct FamilySnapshot {
 /// The counters of every family.
 #[derive(Default)]
 pub struct CacheStats {
-    families: [Counters; 6],
-    exported: [std::sync::OnceLock<Exported>; 6],
+    families: [Counters; Family::ALL.len()],
+    exported: [std::sync::OnceLock<Exported>; Family::ALL.len()],
 }
 
 /// What happened to one lookup or write, for counting.

@@ -4,7 +4,8 @@
 //! (the data set's epoch retires it, see `crate::dataset`).
 //!
 //! The edge's keys are normalised paths, one per id, limit and genre spelling, so the paths are
-//! enumerated: every movie id up to the larger catalogue's highest, the popular list at every
+//! enumerated: every movie id up to the larger catalogue's highest and each one's similar
+//! movies (the edge stores them at the default length only), the popular list at every
 //! limit, the genre list, and each genre's top list by name and by slug at every limit. That
 //! is a few thousand paths for MovieLens 100K, sent 50 per request
 //! ([`PurgeRequest::MAX_PATHS`]) a few requests at a time. The purge is local to the edge
@@ -64,6 +65,12 @@ impl EdgeFootprint {
         let mut paths: Vec<String> = (1..=self.max_movie_id)
             .map(|id| format!("/movies/{id}"))
             .collect();
+        paths.extend((1..=self.max_movie_id).map(|id| {
+            format!(
+                "/movies/{id}/similar?limit={}",
+                Limit::DEFAULT_SIMILAR.get()
+            )
+        }));
         paths.extend(limits.clone().map(|l| format!("/movies/popular?limit={l}")));
         paths.push("/genres".to_owned());
         for genre in &self.genres {
@@ -149,7 +156,7 @@ mod tests {
                 .collect(),
         };
         let paths = footprint.paths();
-        assert_eq!(paths.len(), 3 + 100 + 1 + 4 * 100);
+        assert_eq!(paths.len(), 3 + 3 + 100 + 1 + 4 * 100);
         for batch in paths.chunks(PurgeRequest::MAX_PATHS) {
             let request = PurgeRequest {
                 paths: batch.to_vec(),
@@ -158,6 +165,7 @@ mod tests {
         }
         assert!(paths.contains(&"/movies/3".to_owned()));
         assert!(paths.contains(&"/movies/popular?limit=20".to_owned()));
+        assert!(paths.contains(&"/movies/3/similar?limit=10".to_owned()));
         assert!(paths.contains(&"/genres/children%27s/top?limit=20".to_owned()));
         assert!(paths.contains(&"/genres/sci%20fi/top?limit=100".to_owned()));
         // The keys are the ones requests for these genres are stored under.

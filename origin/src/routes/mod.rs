@@ -46,6 +46,7 @@ pub fn router(state: AppState) -> Router {
 #[openapi(paths(
     movies::popular,
     movies::movie,
+    movies::similar,
     genres::genres,
     genres::top,
     users::profile,

@@ -1,4 +1,5 @@
-//! `GET /movies/popular` and `GET /movies/{id}`: public, cacheable everywhere.
+//! `GET /movies/popular`, `GET /movies/{id}` and `GET /movies/{id}/similar`: public,
+//! cacheable everywhere.
 
 use crate::error::AppError;
 use crate::http::{PathParam, QueryMap, conditional};
@@ -10,7 +11,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 use shared::cache_control;
-use shared::dto::{ErrorBody, Movie, PopularMovies};
+use shared::dto::{ErrorBody, Movie, PopularMovies, SimilarMovies};
 use shared::params::{Limit, MovieId};
 
 /// The movie routes.
@@ -18,6 +19,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/movies/popular", get(popular))
         .route("/movies/{id}", get(movie))
+        .route("/movies/{id}/similar", get(similar))
 }
 
 /// The most rated movies
@@ -81,6 +83,50 @@ async fn movie(
         &headers,
         served.whole(),
         cache_control::MOVIE,
+        &served.status,
+    ))
+}
+
+/// Movies similar to one
+///
+/// The movies closest to this one in the model being served (cosine similarity of the
+/// model's item factors), closest first, with the score. Cached per movie and model version
+/// (a new model never serves old neighbours), and at the edge like the other public reads.
+#[utoipa::path(
+    get,
+    path = "/movies/{id}/similar",
+    tag = "movies",
+    params(
+        ("id" = i32, Path, minimum = 1, description = "The movie's id."),
+        crate::openapi::SimilarQuery,
+    ),
+    responses(
+        (status = 200, description = "The movie's nearest neighbours; an empty list for a movie \
+            the model does not know yet (added since it was trained).", body = SimilarMovies),
+        (status = 304, description = crate::openapi::NOT_MODIFIED),
+        (status = 400, description = "`invalid_id`, `invalid_path`, `invalid_limit`.", body = ErrorBody),
+        (status = 404, description = "`movie_not_found`.", body = ErrorBody),
+        (status = 503, description = "`model_unavailable`: no trained model is loaded; or \
+            `database_unavailable` (retry shortly).", body = ErrorBody),
+    )
+)]
+async fn similar(
+    State(state): State<AppState>,
+    PathParam(id): PathParam<String>,
+    QueryMap(query): QueryMap,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let id = MovieId::parse(&id)?;
+    let limit = Limit::parse(
+        "limit",
+        query.get("limit").map(String::as_str),
+        Limit::DEFAULT_SIMILAR,
+    )?;
+    let served = reads::similar(&state, id).await?;
+    Ok(conditional(
+        &headers,
+        reads::render_list(&served, "similar", limit),
+        cache_control::SIMILAR,
         &served.status,
     ))
 }

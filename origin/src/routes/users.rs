@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use shared::cache_control;
 use shared::cache_key::Family;
 use shared::dto::{ErrorBody, Genres, NewRating, Profile, RatingReceipt, Recommendations};
-use shared::params::{Limit, MovieId, Rating, Strategy, UserId};
+use shared::params::{Exclude, Limit, MovieId, Rating, Strategy, UserId};
 
 /// The user routes.
 pub fn router() -> Router<AppState> {
@@ -63,7 +63,9 @@ async fn profile(
 /// A user's recommendations
 ///
 /// Best first, never a movie the user rated. Private: revalidate with the ETag; a new rating
-/// changes them at once.
+/// changes them at once. With `exclude` or `genre`, the filters are applied to the user's
+/// list of 100 (cached like any `n=100` request) and the survivors cut to `n`: fewer than `n`
+/// when fewer survive.
 #[utoipa::path(
     get,
     path = "/users/{id}/recommendations",
@@ -76,10 +78,12 @@ async fn profile(
     responses(
         (status = 200, description = "The recommendations.", body = Recommendations),
         (status = 304, description = crate::openapi::NOT_MODIFIED),
-        (status = 400, description = "`invalid_id`, `invalid_path`, `invalid_limit`, `invalid_strategy`.", body = ErrorBody),
+        (status = 400, description = "`invalid_id`, `invalid_path`, `invalid_limit`, `invalid_strategy`, \
+            `invalid_exclude` (not 1 to 100 comma-separated movie ids).", body = ErrorBody),
         (status = 401, description = crate::openapi::UNAUTHORIZED, body = ErrorBody),
         (status = 403, description = crate::openapi::FORBIDDEN_USER, body = ErrorBody),
-        (status = 404, description = "`user_not_found`.", body = ErrorBody),
+        (status = 404, description = "`user_not_found`; `genre_not_found` for a `genre` that is no \
+            genre's name or slug (as `/genres/{genre}/top` answers).", body = ErrorBody),
         (status = 503, description = "`database_unavailable` (retry shortly), or `model_unavailable`: \
             the `collaborative` strategy without a trained model.", body = ErrorBody),
     )
@@ -95,6 +99,25 @@ async fn recommendations(
     caller.ensure_can_access(user)?;
     let n = Limit::parse("n", query.get("n").map(String::as_str), Limit::DEFAULT_N)?;
     let strategy = Strategy::parse(query.get("strategy").map(String::as_str))?;
+    let exclude = query
+        .get("exclude")
+        .map(|raw| Exclude::parse(raw))
+        .transpose()?;
+    let genre = match query.get("genre") {
+        Some(genre) => Some(reads::find_genre(&state, genre).await?),
+        None => None,
+    };
+    let filter = reads::RecommendationFilter { exclude, genre };
+    if filter.is_active() {
+        let (rendered, status) =
+            reads::filtered_recommendations(&state, user, n, strategy, &filter).await?;
+        return Ok(conditional(
+            &headers,
+            rendered,
+            cache_control::PRIVATE,
+            &status,
+        ));
+    }
     let served = reads::recommendations(&state, user, n, strategy).await?;
     Ok(conditional(
         &headers,
