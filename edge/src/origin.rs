@@ -23,7 +23,7 @@ use worker::{
 };
 
 /// Why the origin gave no response.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Failure {
     /// No answer within `ORIGIN_TIMEOUT_MS`.
     Timeout,

@@ -4,11 +4,24 @@
 //! within `stale-if-error` serves the stale copy). Without one: forwarded, stored when
 //! `shared::storable` allows, or a JSON 502/504 when the origin fails. Every request to the
 //! origin, the background revalidation included, carries the client's request's id.
+//!
+//! **Collapsed misses.** Concurrent misses for one key in one isolate make one origin request:
+//! the first (the leader) fetches and stores, the others wait for its answer and serve it with
+//! `Cache-Status: edge; fwd=miss; collapsed` (RFC 9211 2.5). The leader drives the fetch in
+//! its own request's context and hands the buffered answer over in a channel, which each
+//! follower checks on its own timer (every 5 ms): the Workers runtime forbids one request
+//! from touching another's I/O objects (a shared future polled by whichever request wakes
+//! first fails, and so does a response built after being woken from the leader's context),
+//! and cancels a request that waits on nothing of its own as hung. An isolate runs on one
+//! thread, so the waiting requests are a thread-local map; if the leader is cancelled (its
+//! client hung up), its guard removes the entry, the followers' channels close, and each
+//! fetches on its own.
 
 use crate::origin::{self, Failure};
 use crate::reply::Served;
 use crate::store::{self, Stored};
 use crate::{CACHE_NAME, Config};
+use futures::channel::oneshot;
 use shared::cache_status::{CacheStatus, Forward};
 use shared::directives::CacheDirectives;
 use shared::edge_key::EdgeRoute;
@@ -16,7 +29,42 @@ use shared::edge_stats::EdgeOutcome;
 use shared::freshness::Freshness;
 use shared::revalidation::{OriginAnswer, Revalidated, after_revalidation, refreshed_headers};
 use shared::storable::may_store;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use worker::{Context, Request, Response, Result};
+
+/// What a fetch for a miss gives every request waiting for it: the origin's answer and
+/// whether it was stored (or why not), or the failure.
+type Fetched = std::result::Result<(Served, std::result::Result<(), &'static str>), Failure>;
+
+thread_local! {
+    /// The fetches under way in this isolate, by cache key, each with the requests waiting
+    /// for its answer.
+    static IN_FLIGHT: RefCell<HashMap<String, Vec<oneshot::Sender<Fetched>>>> =
+        RefCell::new(HashMap::new());
+}
+
+/// How often a request waiting for a leader's answer looks for it, in ms.
+const FOLLOWER_POLL_MS: u64 = 5;
+
+/// How much longer than `ORIGIN_TIMEOUT_MS` a request waits for the leader's answer before
+/// fetching on its own (the leader's fetch is bounded by that timeout, plus storing).
+const FOLLOWER_GRACE_MS: u64 = 1_000;
+
+/// A leader's claim on a key in [`IN_FLIGHT`]: removed when dropped, finished or not.
+struct Leading(String);
+
+impl Drop for Leading {
+    fn drop(&mut self) {
+        IN_FLIGHT.with(|in_flight| in_flight.borrow_mut().remove(&self.0));
+    }
+}
+
+/// What a request for a missing key does: fetch it, or wait for the fetch under way.
+enum Role {
+    Lead(Leading),
+    Follow(oneshot::Receiver<Fetched>),
+}
 
 fn now() -> u64 {
     worker::Date::now().as_millis() / 1000
@@ -35,7 +83,8 @@ pub async fn cached(
     let inm = if_none_match.as_deref();
     let route_name = route.kind.as_str();
     let Some(stored) = store::get(&key).await? else {
-        let (outcome, response) = miss(&config, &key, &route.key, inm, &request_id).await;
+        let (outcome, response) =
+            miss(&config, &key, &route.key, inm, &request_id, route_name).await;
         crate::stats::record(route_name, outcome);
         return response;
     };
@@ -75,23 +124,87 @@ pub async fn cached(
     }
 }
 
-/// No stored copy: ask the origin, store what may be stored. Says whether the origin
-/// answered ([`EdgeOutcome::Miss`]) or not ([`EdgeOutcome::Error`]).
+/// No stored copy: ask the origin (or join the fetch another request started for `key`),
+/// store what may be stored. Says whether the origin answered ([`EdgeOutcome::Miss`]) or not
+/// ([`EdgeOutcome::Error`]); `route` names the route for the counters.
 async fn miss(
     config: &Config,
     key: &str,
     path: &str,
     inm: Option<&str>,
     request_id: &str,
+    route: &'static str,
 ) -> (EdgeOutcome, Result<Response>) {
-    let served = match origin::get(config, path, None, request_id).await {
-        Ok(served) => served,
+    let role = IN_FLIGHT.with(|in_flight| {
+        let mut in_flight = in_flight.borrow_mut();
+        match in_flight.get_mut(key) {
+            Some(waiting) => {
+                let (sender, receiver) = oneshot::channel();
+                waiting.push(sender);
+                Role::Follow(receiver)
+            }
+            None => {
+                in_flight.insert(key.to_owned(), Vec::new());
+                Role::Lead(Leading(key.to_owned()))
+            }
+        }
+    });
+    let (fetched, collapsed) = match role {
+        Role::Lead(leading) => {
+            let fetched = fetch_and_store(config, key, path, request_id).await;
+            let waiting = IN_FLIGHT.with(|in_flight| in_flight.borrow_mut().remove(key));
+            drop(leading);
+            for sender in waiting.unwrap_or_default() {
+                let _ = sender.send(fetched.clone());
+            }
+            (fetched, false)
+        }
+        Role::Follow(receiver) => {
+            crate::stats::record_collapsed(route);
+            match wait_for_leader(receiver, config.origin_timeout_ms + FOLLOWER_GRACE_MS).await {
+                Some(fetched) => (fetched, true),
+                // The leader was cancelled, or took longer than any fetch may: fetch on our own.
+                None => (fetch_and_store(config, key, path, request_id).await, false),
+            }
+        }
+    };
+    let (served, stored) = match fetched {
+        Ok(fetched) => fetched,
         Err(failure) => return (EdgeOutcome::Error, failure.respond()),
     };
-    let stored = store_if_allowed(key, &served).await;
-    let mut status = CacheStatus::miss(CACHE_NAME, stored.is_ok());
+    let mut status = CacheStatus::miss(CACHE_NAME, stored.is_ok() && !collapsed);
+    status.collapsed = collapsed;
     status.detail = stored.err();
     (EdgeOutcome::Miss, served.respond(status, None, inm))
+}
+
+/// The leader's answer, or `None` if it was cancelled or `within_ms` passed. Polled on this
+/// request's own timer, every [`FOLLOWER_POLL_MS`]: awaiting the channel would resume this
+/// request from the leader's context (where the channel is woken), and the runtime refuses a
+/// response built there (one request may not touch another's I/O objects), while awaiting
+/// nothing of its own gets the request cancelled as hung.
+async fn wait_for_leader(
+    mut receiver: oneshot::Receiver<Fetched>,
+    within_ms: u64,
+) -> Option<Fetched> {
+    let mut waited = 0;
+    loop {
+        match receiver.try_recv() {
+            Ok(Some(fetched)) => return Some(fetched),
+            Ok(None) if waited < within_ms => {
+                worker::Delay::from(std::time::Duration::from_millis(FOLLOWER_POLL_MS)).await;
+                waited += FOLLOWER_POLL_MS;
+            }
+            Ok(None) | Err(oneshot::Canceled) => return None,
+        }
+    }
+}
+
+/// The fetch of a miss: the origin's answer, buffered, and stored when allowed.
+async fn fetch_and_store(config: &Config, key: &str, path: &str, request_id: &str) -> Fetched {
+    let served = origin::get(config, path, None, request_id).await?;
+    let stored = store_if_allowed(key, &served).await;
+    Ok((served, stored))
 }
 
 /// Stores `served` if RFC 9111 and our policy allow; the refusal reason otherwise.

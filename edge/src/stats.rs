@@ -20,6 +20,11 @@ pub fn record(route: &str, outcome: EdgeOutcome) {
     STATS.with(|stats| stats.borrow_mut().record(route, outcome));
 }
 
+/// Counts a miss that joined another request's fetch (counted again as a miss when served).
+pub fn record_collapsed(route: &str) {
+    STATS.with(|stats| stats.borrow_mut().record_collapsed(route));
+}
+
 /// Counts one request forwarded without a cache lookup.
 pub fn record_pass() {
     STATS.with(|stats| stats.borrow_mut().record_pass());

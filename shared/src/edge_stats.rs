@@ -45,6 +45,9 @@ pub struct EdgeCounts {
     pub misses: u64,
     /// [`EdgeOutcome::Error`]s.
     pub errors: u64,
+    /// Misses that waited for another request's fetch of the same key instead of asking the
+    /// origin (counted as misses too when served).
+    pub collapsed: u64,
 }
 
 impl EdgeCounts {
@@ -109,6 +112,11 @@ impl EdgeStats {
         }
     }
 
+    /// Counts a miss that joined another request's fetch for `route`.
+    pub fn record_collapsed(&mut self, route: &str) {
+        self.routes.entry(route.to_owned()).or_default().collapsed += 1;
+    }
+
     /// Counts one request forwarded without a lookup.
     pub fn record_pass(&mut self) {
         self.passed += 1;
@@ -124,6 +132,7 @@ impl EdgeStats {
                 revalidated: sum.revalidated + c.revalidated,
                 misses: sum.misses + c.misses,
                 errors: sum.errors + c.errors,
+                collapsed: sum.collapsed + c.collapsed,
             })
     }
 }
@@ -145,13 +154,17 @@ mod tests {
         }
         stats.record("popular", EdgeOutcome::Revalidated);
         stats.record("popular", EdgeOutcome::Error);
+        stats.record_collapsed("popular");
         stats.record_pass();
         let movie = stats.routes["movie"];
         assert_eq!((movie.hits, movie.stale, movie.misses), (2, 1, 1));
         assert_eq!(movie.hit_rate(), Some(0.75));
         let total = stats.total();
         assert_eq!(total.lookups(), 6);
-        assert_eq!((total.revalidated, total.errors), (1, 1));
+        assert_eq!(
+            (total.revalidated, total.errors, total.collapsed),
+            (1, 1, 1)
+        );
         assert_eq!(total.hit_rate(), Some(0.5));
         assert_eq!(stats.passed, 1);
         assert_eq!(EdgeCounts::default().hit_rate(), None);

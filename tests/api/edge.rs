@@ -442,7 +442,7 @@ async fn stale_if_error_when_the_origin_fails_and_json_errors_without_a_copy() {
         .unwrap();
     assert_eq!(posted.status(), 405);
     let stats = edge.stats().await;
-    let counts = |hits, stale, misses, errors| json!({"hits": hits, "stale": stale, "revalidated": 0, "misses": misses, "errors": errors});
+    let counts = |hits, stale, misses, errors| json!({"hits": hits, "stale": stale, "revalidated": 0, "misses": misses, "errors": errors, "collapsed": 0});
     // /movies/3 twice, /movies/1 (miss), then its stale copy, /movies/2 (refused: an error).
     assert_eq!(stats["routes"]["movie"], counts(0, 1, 3, 1), "{stats:#}");
     assert_eq!(stats["routes"]["genres"], counts(0, 0, 2, 0), "{stats:#}");
@@ -594,4 +594,77 @@ async fn every_answer_carries_the_request_id_the_origin_saw() {
         .unwrap();
     assert_eq!(failed.status(), 502);
     assert_eq!(request_id(&failed), "client-9");
+}
+
+#[tokio::test]
+async fn concurrent_misses_for_one_key_make_one_origin_request() {
+    const CLIENTS: usize = 24;
+    let origin = FakeOrigin::start().await;
+    origin.route("/movies/7", 200, LONGER, false);
+    let edge = EdgeServer::start(&origin.url).await;
+    let client = reqwest::Client::new();
+
+    // The origin holds its answer until every client's request is waiting at the edge.
+    origin.hold();
+    let requests: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let (client, url) = (client.clone(), format!("{}/movies/7", edge.url));
+            tokio::spawn(async move { client.get(url).send().await.expect("request") })
+        })
+        .collect();
+    // The barrier: all but the first joined the first one's fetch (the edge counts them).
+    let joined = tests::eventually(Duration::from_secs(30), || async {
+        edge.stats().await["routes"]["movie"]["collapsed"].as_u64() == Some(CLIENTS as u64 - 1)
+    })
+    .await;
+    let asked = origin
+        .seen()
+        .iter()
+        .filter(|s| s.path == "/movies/7")
+        .count();
+    origin.release();
+    assert!(
+        joined,
+        "{CLIENTS} concurrent misses did not wait for one fetch: the origin was asked {asked} times"
+    );
+    let mut statuses = Vec::new();
+    for request in requests {
+        let response = request.await.unwrap();
+        assert_eq!(response.status(), 200);
+        statuses.push(edge_status(&response));
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["version"], 1);
+    }
+    assert_eq!(
+        origin
+            .seen()
+            .iter()
+            .filter(|s| s.path == "/movies/7")
+            .count(),
+        1,
+        "one origin request for {CLIENTS} clients"
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| *s == "edge; fwd=miss; stored")
+            .count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| *s == "edge; fwd=miss; collapsed")
+            .count(),
+        CLIENTS - 1,
+        "{statuses:?}"
+    );
+    // Stored once: the next request is a hit.
+    let next = get(&client, format!("{}/movies/7", edge.url)).await;
+    assert!(
+        edge_status(&next).starts_with("edge; hit"),
+        "{}",
+        cache_status(&next)
+    );
 }

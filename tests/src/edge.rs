@@ -173,12 +173,13 @@ fn header(head: &str, name: &str) -> Option<String> {
     })
 }
 
-#[derive(Default)]
 struct FakeState {
     routes: Mutex<HashMap<String, FakeRoute>>,
     seen: Mutex<Vec<Seen>>,
     version: AtomicU32,
     hang: AtomicBool,
+    /// `true` while answers are held back ([`FakeOrigin::hold`]).
+    gate: tokio::sync::watch::Sender<bool>,
 }
 
 /// A scripted HTTP/1.1 origin on loopback (`Connection: close`). Bodies are
@@ -199,8 +200,11 @@ impl FakeOrigin {
             .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let state = Arc::new(FakeState {
+            routes: Mutex::default(),
+            seen: Mutex::default(),
             version: AtomicU32::new(1),
-            ..FakeState::default()
+            hang: AtomicBool::new(false),
+            gate: tokio::sync::watch::channel(false).0,
         });
         let shared = Arc::clone(&state);
         let task = tokio::spawn(async move {
@@ -231,6 +235,8 @@ impl FakeOrigin {
                         tokio::time::sleep(Duration::from_secs(30)).await;
                         return;
                     }
+                    let mut gate = state.gate.subscribe();
+                    let _ = gate.wait_for(|held| !held).await;
                     let route = state.routes.lock().unwrap().get(&path).cloned();
                     let version = state.version.load(Ordering::SeqCst);
                     let etag = format!("\"v{version}\"");
@@ -287,6 +293,17 @@ impl FakeOrigin {
     /// Changes every body (and ETag) to version `v`.
     pub fn set_version(&self, v: u32) {
         self.state.version.store(v, Ordering::SeqCst);
+    }
+
+    /// Hold every answer back (requests are still received and seen) until
+    /// [`FakeOrigin::release`].
+    pub fn hold(&self) {
+        self.state.gate.send_replace(true);
+    }
+
+    /// Send the answers held back, and answer at once from now on.
+    pub fn release(&self) {
+        self.state.gate.send_replace(false);
     }
 
     /// Accept connections but never answer.
