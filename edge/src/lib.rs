@@ -11,7 +11,9 @@
 //! - [`origin`]: requests to the origin, with a deadline, to the instance `shared::origins`
 //!   ranks first for the request and, for reads, on to the next when one cannot be reached;
 //! - [`reply`]: building responses (JSON errors, 304s, `Cache-Status`);
-//! - [`purge`]: the authenticated purge endpoint;
+//! - [`purge`]: the authenticated purge endpoint, by path or tag, hard or soft, for every
+//!   location;
+//! - [`marks`]: when each tag was purged, in Workers KV, read through an isolate cache;
 //! - [`stats`]: the authenticated counters of what the edge did with each cacheable request;
 //! - [`operator`]: the secret those two endpoints need;
 //! - [`request_id`]: the `x-request-id` that follows the request to the origin and back;
@@ -36,6 +38,7 @@
 //! one, each at most once; a POST is never sent twice (a rating must not be written twice).
 
 mod cors;
+mod marks;
 mod operator;
 mod origin;
 mod purge;
@@ -130,7 +133,7 @@ async fn route(req: Request, env: &Env, ctx: Context, request_id: &str) -> Resul
         return origin::pass_through(req, &config, Forward::Method, request_id).await;
     }
     match EdgeRoute::parse(url.path(), url.query()) {
-        Ok(route) => serve::cached(req, route, config, ctx, request_id.to_owned()).await,
+        Ok(route) => serve::cached(req, route, config, ctx, env, request_id.to_owned()).await,
         // Invalid ids and limits: the origin's answer, without asking it.
         Err(EdgeReject::Invalid(err)) => reply::error(400, err.code(), &err.to_string()),
         Err(EdgeReject::NotCacheable) => {

@@ -70,7 +70,11 @@ impl Served {
         let headers = Headers::new();
         for (name, value) in &self.headers {
             let lower = name.to_ascii_lowercase();
-            if lower == "cache-status" || lower == "age" || lower == "content-length" {
+            if lower == "cache-status"
+                || lower == "age"
+                || lower == "content-length"
+                || lower == shared::purge_marks::TAGS_HEADER
+            {
                 continue;
             }
             headers.append(name, value)?;

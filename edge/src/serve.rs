@@ -27,11 +27,12 @@ use shared::directives::CacheDirectives;
 use shared::edge_key::EdgeRoute;
 use shared::edge_stats::EdgeOutcome;
 use shared::freshness::Freshness;
+use shared::purge_marks::{Verdict, verdict};
 use shared::revalidation::{OriginAnswer, Revalidated, after_revalidation, refreshed_headers};
 use shared::storable::may_store;
 use std::cell::RefCell;
 use std::collections::HashMap;
-use worker::{Context, Request, Response, Result};
+use worker::{Context, Env, Request, Response, Result};
 
 /// What a fetch for a miss gives every request waiting for it: the origin's answer and
 /// whether it was stored (or why not), or the failure.
@@ -66,8 +67,12 @@ enum Role {
     Follow(oneshot::Receiver<Fetched>),
 }
 
+fn now_ms() -> u64 {
+    worker::Date::now().as_millis()
+}
+
 fn now() -> u64 {
-    worker::Date::now().as_millis() / 1000
+    now_ms() / 1000
 }
 
 /// Serves a cacheable GET.
@@ -76,19 +81,40 @@ pub async fn cached(
     route: EdgeRoute,
     config: Config,
     ctx: Context,
+    env: &Env,
     request_id: String,
 ) -> Result<Response> {
     let key = store::key_url(&req.url()?, &route.key);
     let if_none_match = req.headers().get("if-none-match")?;
     let inm = if_none_match.as_deref();
     let route_name = route.kind.as_str();
-    let Some(stored) = store::get(&key).await? else {
+    // A stored copy purged (anywhere) since it was fetched is no copy; a soft-purged one is
+    // revalidated before it is served.
+    let stored = match store::get(&key).await? {
+        Some(stored) => {
+            let marks = crate::marks::of(env, &stored.tags_with_path(&route.key)).await;
+            match verdict(stored.fetched_at_ms, marks) {
+                Verdict::Valid => Some((stored, false)),
+                Verdict::Stale => Some((stored, true)),
+                Verdict::Purged => None,
+            }
+        }
+        None => None,
+    };
+    let Some((stored, soft_purged)) = stored else {
         let (outcome, response) =
             miss(&config, &key, &route.key, inm, &request_id, route_name).await;
         crate::stats::record(route_name, outcome);
         return response;
     };
-    let freshness = stored.meta.freshness(now());
+    let freshness = match stored.meta.freshness(now()) {
+        Freshness::Fresh { age, ttl } | Freshness::StaleWhileRevalidate { age, ttl }
+            if soft_purged =>
+        {
+            Freshness::Expired { age, ttl }
+        }
+        freshness => freshness,
+    };
     match freshness {
         Freshness::Fresh { age, ttl } => {
             crate::stats::record(route_name, EdgeOutcome::Hit);
@@ -202,13 +228,19 @@ async fn wait_for_leader(
 
 /// The fetch of a miss: the origin's answer, buffered, and stored when allowed.
 async fn fetch_and_store(config: &Config, key: &str, path: &str, request_id: &str) -> Fetched {
+    let started = now_ms();
     let served = origin::get(config, path, None, request_id).await?;
-    let stored = store_if_allowed(key, &served).await;
+    let stored = store_if_allowed(key, &served, started).await;
     Ok((served, stored))
 }
 
-/// Stores `served` if RFC 9111 and our policy allow; the refusal reason otherwise.
-async fn store_if_allowed(key: &str, served: &Served) -> std::result::Result<(), &'static str> {
+/// Stores `served` (fetched by a request that started at `fetched_at_ms`) if RFC 9111 and our
+/// policy allow; the refusal reason otherwise.
+async fn store_if_allowed(
+    key: &str,
+    served: &Served,
+    fetched_at_ms: u64,
+) -> std::result::Result<(), &'static str> {
     let directives = CacheDirectives::parse(served.header("cache-control").unwrap_or_default());
     may_store(
         "GET",
@@ -218,7 +250,7 @@ async fn store_if_allowed(key: &str, served: &Served) -> std::result::Result<(),
         false,
     )
     .map_err(|reason| reason.as_str())?;
-    store::put(key, served, now(), served.header("age"))
+    store::put(key, served, now(), served.header("age"), fetched_at_ms)
         .await
         .map_err(|_| "cache-put-failed")
 }
@@ -240,6 +272,7 @@ async fn revalidate(
     request_id: &str,
 ) -> Result<Outcome> {
     let etag = stored.served.header("etag").map(str::to_owned);
+    let started = now_ms();
     let answer = origin::get(config, path, etag.as_deref(), request_id).await;
     let now = now();
     let decision = match &answer {
@@ -252,13 +285,24 @@ async fn revalidate(
     };
     Ok(match (decision, answer) {
         (Revalidated::Refresh, Ok(not_modified)) => {
-            let headers = refreshed_headers(&stored.served.headers, &not_modified.headers);
+            let mut headers = refreshed_headers(&stored.served.headers, &not_modified.headers);
+            // The tags stay the stored entry's (the 304's own, if it names them, win).
+            if !stored.tags.is_empty()
+                && !headers
+                    .iter()
+                    .any(|(name, _)| name == shared::purge_marks::TAGS_HEADER)
+            {
+                headers.push((
+                    shared::purge_marks::TAGS_HEADER.to_owned(),
+                    stored.tags.join(" "),
+                ));
+            }
             let refreshed = Served {
                 status: stored.served.status,
                 headers,
                 body: stored.served.body,
             };
-            let saved = store::put(key, &refreshed, now, not_modified.header("age"))
+            let saved = store::put(key, &refreshed, now, not_modified.header("age"), started)
                 .await
                 .is_ok();
             Outcome::Served(
@@ -272,7 +316,7 @@ async fn revalidate(
             )
         }
         (Revalidated::UseNew, Ok(fresh)) => {
-            let saved = store_if_allowed(key, &fresh).await;
+            let saved = store_if_allowed(key, &fresh, started).await;
             if saved.is_err() {
                 // The origin no longer serves what is stored: do not keep serving it.
                 let _ = store::delete(key).await;

@@ -6,6 +6,9 @@
 //! internal header fields: when it was stored, its `Age` then, and the origin's own
 //! `Cache-Control`. They are removed again before anything reaches a client.
 //!
+//! An entry also keeps its tags (the origin's `x-cache-tags`, removed from what is served) and
+//! when the fetch that got it started, which `shared::purge_marks` judges it by.
+//!
 //! The `x-request-id` of the request that stored an entry is not stored: each response
 //! carries its own request's id (set in `lib.rs`). Nor are CORS headers, or the `Vary`
 //! members that only concern them: each response gets its own requester's (`cors`).
@@ -18,6 +21,8 @@ use worker::{Cache, Headers, Response, Result, Url};
 const STORED_AT: &str = "x-edge-stored-at";
 const AGE_AT_STORE: &str = "x-edge-age-at-store";
 const ORIGIN_CACHE_CONTROL: &str = "x-edge-cache-control";
+const TAGS: &str = "x-edge-tags";
+const FETCHED_AT_MS: &str = "x-edge-fetched-at-ms";
 
 /// A stored response and its metadata.
 #[derive(Debug, Clone)]
@@ -26,6 +31,19 @@ pub struct Stored {
     pub served: Served,
     /// Age and freshness.
     pub meta: StoredResponse,
+    /// The origin's tags for it.
+    pub tags: Vec<String>,
+    /// When the fetch that got it started, in ms since the Unix epoch.
+    pub fetched_at_ms: u64,
+}
+
+impl Stored {
+    /// Its tags and its own path's (`key` is its normalised path and query).
+    pub fn tags_with_path(&self, key: &str) -> Vec<String> {
+        let mut tags = self.tags.clone();
+        tags.push(shared::purge_marks::path_tag(key));
+        tags
+    }
 }
 
 /// The Cache API key of a normalised path: the request's scheme and host, then the path, so
@@ -46,12 +64,16 @@ pub async fn get(key: &str) -> Result<Option<Stored>> {
     let mut stored_at = None;
     let mut age_at_store = None;
     let mut origin_cache_control = None;
+    let mut tags = Vec::new();
+    let mut fetched_at_ms = None;
     let mut headers = Vec::new();
     for (name, value) in response.headers().entries() {
         match name.as_str() {
             STORED_AT => stored_at = value.parse::<u64>().ok(),
             AGE_AT_STORE => age_at_store = Some(value),
             ORIGIN_CACHE_CONTROL => origin_cache_control = Some(value),
+            TAGS => tags = shared::purge_marks::parse_tags(&value),
+            FETCHED_AT_MS => fetched_at_ms = value.parse::<u64>().ok(),
             // `x-request-id`: entries stored before it was dropped on storing.
             "cache-control"
             | "age"
@@ -74,11 +96,20 @@ pub async fn get(key: &str) -> Result<Option<Stored>> {
             body,
         },
         meta: StoredResponse::new(stored_at, age_at_store.as_deref(), Some(&cache_control)),
+        tags,
+        fetched_at_ms: fetched_at_ms.unwrap_or(stored_at * 1000),
     }))
 }
 
-/// Stores `served` (received at `stored_at` with `Age: age`) under `key`.
-pub async fn put(key: &str, served: &Served, stored_at: u64, age: Option<&str>) -> Result<()> {
+/// Stores `served` (received at `stored_at` with `Age: age`, by a fetch that started at
+/// `fetched_at_ms`) under `key`, with the tags of its `x-cache-tags`.
+pub async fn put(
+    key: &str,
+    served: &Served,
+    stored_at: u64,
+    age: Option<&str>,
+    fetched_at_ms: u64,
+) -> Result<()> {
     let cache_control = served
         .header("cache-control")
         .unwrap_or_default()
@@ -99,6 +130,7 @@ pub async fn put(key: &str, served: &Served, stored_at: u64, age: Option<&str>) 
                 | "set-cookie"
                 | "connection"
                 | shared::request_id::HEADER
+                | shared::purge_marks::TAGS_HEADER
         ) || shared::cors::per_requester(&lower)
         {
             continue;
@@ -119,6 +151,10 @@ pub async fn put(key: &str, served: &Served, stored_at: u64, age: Option<&str>) 
     headers.set(STORED_AT, &stored_at.to_string())?;
     headers.set(AGE_AT_STORE, age.unwrap_or("0"))?;
     headers.set(ORIGIN_CACHE_CONTROL, &cache_control)?;
+    headers.set(FETCHED_AT_MS, &fetched_at_ms.to_string())?;
+    if let Some(tags) = served.header(shared::purge_marks::TAGS_HEADER) {
+        headers.set(TAGS, &shared::purge_marks::parse_tags(tags).join(" "))?;
+    }
     let response = Response::from_bytes(served.body.clone())?
         .with_status(served.status)
         .with_headers(headers);

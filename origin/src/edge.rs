@@ -1,7 +1,12 @@
-//! What the origin asks of the edge in front of it (`EDGE_PURGE_URL`, `PURGE_SECRET`): its
-//! counters, `GET /__edge/stats`, read for the dashboard's edge layer (a hit at the edge never
-//! reaches the origin, so only the edge can count it). One short request per reading, with a
-//! deadline: an edge that does not answer makes the reading fail, never the origin wait.
+//! What the origin asks of the edge in front of it (`EDGE_PURGE_URL`, `PURGE_SECRET`):
+//! - its counters, `GET /__edge/stats`, read for the dashboard's edge layer (a hit at the edge
+//!   never reaches the origin, so only the edge can count it). One short request per reading,
+//!   with a deadline: an edge that does not answer makes the reading fail, never the origin
+//!   wait;
+//! - purges by tag, `POST /__edge/purge {"tags": [...]}`, when the origin invalidates what
+//!   the edge may hold (a rating milestone, a view refresh): sent in the background, retried
+//!   with backoff ([`PURGE_ATTEMPTS`]), never delaying the write that caused it. The edge marks
+//!   the tags in Workers KV, so every location drops its copies (`shared::purge_marks`).
 
 use secrecy::{ExposeSecret, SecretString};
 use shared::edge_stats::EdgeStats;
@@ -19,9 +24,72 @@ static CLIENT: LazyLock<reqwest::Client> = LazyLock::new(|| {
         .expect("an HTTP client with a timeout")
 });
 
-/// Why the edge's counters could not be read; the message names the URL and the cause.
+/// How many times a purge is tried before it is given up (logged): 0.2, 0.4, 0.8, 1.6 s apart.
+pub const PURGE_ATTEMPTS: u32 = 5;
+
+/// Purges `tags` at the edge in the background, if this origin knows its edge (else nothing).
+pub fn purge_in_background(settings: &crate::settings::Settings, tags: Vec<String>) {
+    let (Some(base), Some(secret)) = (settings.edge_url.clone(), settings.purge_secret.clone())
+    else {
+        return;
+    };
+    tokio::spawn(async move {
+        let mut delay = Duration::from_millis(200);
+        for attempt in 1..=PURGE_ATTEMPTS {
+            match purge(&base, &secret, &tags).await {
+                Ok(()) => {
+                    tracing::info!(?tags, attempt, "edge purged");
+                    return;
+                }
+                Err(err) if attempt == PURGE_ATTEMPTS => {
+                    tracing::warn!(?tags, error = %err, "edge purge given up: the edge serves those entries until they expire");
+                }
+                Err(err) => {
+                    tracing::debug!(?tags, error = %err, attempt, "edge purge failed, retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+            }
+        }
+    });
+}
+
+/// One purge of `tags` at the edge at `base`.
+pub async fn purge(
+    base: &url::Url,
+    secret: &SecretString,
+    tags: &[String],
+) -> Result<(), EdgeError> {
+    let url = base.join("/__edge/purge").map_err(|err| EdgeError {
+        url: base.to_string(),
+        cause: err.to_string(),
+    })?;
+    let failed = |cause: String| EdgeError {
+        url: url.to_string(),
+        cause,
+    };
+    let body = shared::purge::PurgeRequest {
+        tags: tags.to_vec(),
+        ..shared::purge::PurgeRequest::default()
+    };
+    let response = CLIENT
+        .post(url.clone())
+        .bearer_auth(secret.expose_secret())
+        .json(&body)
+        .send()
+        .await
+        .map_err(|err| failed(err.to_string()))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let text = response.text().await.unwrap_or_default();
+    Err(failed(format!("{status}: {text}")))
+}
+
+/// Why the edge did not do what was asked; the message names the URL and the cause.
 #[derive(Debug, thiserror::Error)]
-#[error("the edge at {url} did not give its stats: {cause}")]
+#[error("the edge at {url} did not answer as it should: {cause}")]
 pub struct EdgeError {
     url: String,
     cause: String,

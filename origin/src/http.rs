@@ -154,6 +154,20 @@ impl From<PathRejection> for AppError {
     }
 }
 
+/// `response` with its cache tags (`shared::purge_marks`, plus `all`) in `x-cache-tags`, for
+/// the edge: it stores them, strips the header, and drops the entry when a tag is purged.
+pub fn tagged(mut response: Response, tags: &[&str]) -> Response {
+    let mut value = tags.join(" ");
+    value.push(' ');
+    value.push_str(shared::purge_marks::tag::ALL);
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        response
+            .headers_mut()
+            .insert(shared::purge_marks::TAGS_HEADER, value);
+    }
+    response
+}
+
 /// A cacheable JSON response: the rendered body with its strong ETag (computed once, when the
 /// value was rendered), 304 when the client's `If-None-Match` matches, and the given
 /// `Cache-Control` and `Cache-Status`.

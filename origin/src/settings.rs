@@ -170,9 +170,10 @@ pub struct Settings {
     pub trace_recent_requests: usize,
 
     /// The edge in front of this origin (e.g. http://127.0.0.1:8787), with `PURGE_SECRET`:
-    /// `GET /admin/edge/stats` reads its counters from `/__edge/stats` for the dashboard's
-    /// edge layer. Unset: the dashboard says the edge is not configured. (The same variable
-    /// names the edge `origin import --purge-edge` purges.)
+    /// purged by tag when this origin invalidates lists (`crate::edge`), and read by
+    /// `GET /admin/edge/stats` for the dashboard's edge layer. Unset: neither (the dashboard
+    /// says the edge is not configured). The same variable names the edge `origin import
+    /// --purge-edge` purges.
     #[arg(long, env = "EDGE_PURGE_URL", requires = "purge_secret")]
     pub edge_url: Option<url::Url>,
 

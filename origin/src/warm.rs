@@ -123,6 +123,10 @@ async fn refresh_views_now(state: &AppState) -> Result<bool, AppError> {
             .map(|g| state.cache.keys().genre_top(&g.slug))
             .collect();
         state.cache.invalidate_keys(Family::Genres, keys).await;
+        crate::edge::purge_in_background(
+            &state.settings,
+            vec![shared::purge_marks::tag::GENRE_TOP.to_owned()],
+        );
     }
     Ok(refreshed)
 }

@@ -16,6 +16,8 @@
 //!
 //! The edge's HTTP-cache policy (RFC 9111, RFC 5861), which the worker only calls:
 //! - [`edge_key`]: which requests the edge caches, and their normalised keys.
+//! - [`purge_marks`]: global purge by tag: when each tag was purged, and what that makes of a
+//!   stored entry.
 //! - [`edge_stats`]: the edge's counters per route (hits, stale, misses...), for the dashboard.
 //! - [`directives`]: a response's `Cache-Control` parsed as a shared cache reads it.
 //! - [`storable`]: whether the edge may store a response, and why not.
@@ -37,6 +39,7 @@ pub mod freshness;
 pub mod origins;
 pub mod params;
 pub mod purge;
+pub mod purge_marks;
 pub mod request_id;
 pub mod revalidation;
 pub mod storable;

@@ -1,5 +1,8 @@
 //! The body of the edge's purge endpoint, and the cache keys it removes.
 //!
+//! `{"paths": [...]}` or `{"tags": [...]}` (or both), with `"soft": true` to mark the entries
+//! stale instead of removing them (see `crate::purge_marks`: a purge reaches every location).
+//!
 //! `{"paths": ["/movies/1", "/movies/popular?limit=5"]}`: each path is normalised exactly as a
 //! request for it would be ([`EdgeRoute::parse`]), so purging a path removes the entry that
 //! request would hit. Defaults are filled in like any request's: `/movies/popular` purges
@@ -10,25 +13,48 @@ use crate::params::ParamError;
 use serde::{Deserialize, Serialize};
 
 /// The purge request body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PurgeRequest {
     /// Paths, each with an optional query: `/movies/1`, `/genres/drama/top?limit=5`.
+    #[serde(default)]
     pub paths: Vec<String>,
+    /// Tags the origin names its responses with: `movie:7`, `popular`, `genre:sci-fi`,
+    /// `similar:7`, `all`.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Mark the entries stale (revalidated before they are served again) instead of removing
+    /// them.
+    #[serde(default)]
+    pub soft: bool,
 }
 
 /// The purge response body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PurgeReceipt {
-    /// The keys the edge removed, as [`PurgeRequest::keys`] gave them.
+    /// The keys this location held and removed (hard purges by path), as
+    /// [`PurgeRequest::keys`] gave them. Every location stops serving them either way.
     pub purged: Vec<String>,
+    /// The tags marked purged for every location (each path's own tag included).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Whether it was a soft purge.
+    #[serde(default)]
+    pub soft: bool,
 }
 
 /// Why a purge request was refused (400); `code()` is the error body's code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PurgeError {
-    /// No paths at all.
-    #[error("`paths` is empty: give at least one path to purge")]
+    /// No paths and no tags.
+    #[error("nothing to purge: give `paths` or `tags`")]
     Empty,
+    /// A tag that is not 1 to 200 bytes of lower-case letters, digits and `:-_./?=&%`.
+    #[error("`{0}` is not a valid tag")]
+    InvalidTag(String),
+    /// More tags than one request may purge.
+    #[error("{0} tags given: at most 50 per purge request")]
+    TooManyTags(usize),
     /// More paths than one request may purge.
     #[error("{got} paths given: at most {max} per purge request")]
     TooMany {
@@ -56,6 +82,8 @@ impl PurgeError {
     pub fn code(&self) -> &'static str {
         match self {
             PurgeError::Empty => "empty_purge",
+            PurgeError::InvalidTag(_) => "invalid_tag",
+            PurgeError::TooManyTags(_) => "too_many_tags",
             PurgeError::TooMany { .. } => "too_many_paths",
             PurgeError::NotCacheable(_) => "not_cacheable_path",
             PurgeError::Invalid { source, .. } => source.code(),
@@ -71,7 +99,7 @@ impl PurgeRequest {
     /// The cache keys to delete, without duplicates, in the order given; the whole request is
     /// refused if any path is not purgeable.
     pub fn keys(&self) -> Result<Vec<String>, PurgeError> {
-        if self.paths.is_empty() {
+        if self.paths.is_empty() && self.tags.is_empty() {
             return Err(PurgeError::Empty);
         }
         if self.paths.len() > Self::MAX_PATHS {
@@ -104,6 +132,27 @@ impl PurgeRequest {
         }
         Ok(keys)
     }
+
+    /// Every tag to mark: the tags given, then each path's own tag
+    /// ([`crate::purge_marks::path_tag`]), without duplicates; the whole request is refused if
+    /// a path or a tag is not valid.
+    pub fn tags_to_mark(&self) -> Result<Vec<String>, PurgeError> {
+        let keys = self.keys()?;
+        if self.tags.len() > crate::purge_marks::MAX_TAGS {
+            return Err(PurgeError::TooManyTags(self.tags.len()));
+        }
+        let mut tags: Vec<String> = Vec::new();
+        for tag in &self.tags {
+            if !crate::purge_marks::valid_tag(tag) {
+                return Err(PurgeError::InvalidTag(tag.clone()));
+            }
+            if !tags.contains(tag) {
+                tags.push(tag.clone());
+            }
+        }
+        tags.extend(keys.iter().map(|key| crate::purge_marks::path_tag(key)));
+        Ok(tags)
+    }
 }
 
 #[cfg(test)]
@@ -113,6 +162,7 @@ mod tests {
     fn request(paths: &[&str]) -> PurgeRequest {
         PurgeRequest {
             paths: paths.iter().map(|p| p.to_string()).collect(),
+            ..PurgeRequest::default()
         }
     }
 
@@ -123,11 +173,23 @@ mod tests {
         assert_eq!(body, request(&["/movies/1", "/genres"]));
         let receipt = PurgeReceipt {
             purged: vec!["/movies/1".into()],
+            tags: vec!["path:/movies/1".into()],
+            soft: false,
         };
         assert_eq!(
             serde_json::to_string(&receipt).unwrap(),
-            r#"{"purged":["/movies/1"]}"#
+            r#"{"purged":["/movies/1"],"tags":["path:/movies/1"],"soft":false}"#
         );
+        let by_tag: PurgeRequest =
+            serde_json::from_str(r#"{"tags": ["movie:1", "all"], "soft": true}"#).unwrap();
+        assert_eq!(by_tag.tags_to_mark().unwrap(), ["movie:1", "all"]);
+        assert!(by_tag.soft);
+        let both: PurgeRequest =
+            serde_json::from_str(r#"{"paths": ["/movies/01"], "tags": ["popular"]}"#).unwrap();
+        assert_eq!(both.tags_to_mark().unwrap(), ["popular", "path:/movies/1"]);
+        let bad: PurgeRequest = serde_json::from_str(r#"{"tags": ["Popular"]}"#).unwrap();
+        assert_eq!(bad.tags_to_mark().unwrap_err().code(), "invalid_tag");
+        assert!(serde_json::from_str::<PurgeRequest>(r#"{"path": ["/movies/1"]}"#).is_err());
     }
 
     #[test]

@@ -240,7 +240,7 @@ proptest! {
         ],
         0..60,
     )) {
-        let request = PurgeRequest { paths: paths.clone() };
+        let request = PurgeRequest { paths: paths.clone(), ..PurgeRequest::default() };
         match request.keys() {
             Ok(keys) => {
                 prop_assert!(!keys.is_empty() && keys.len() <= paths.len());
@@ -250,7 +250,7 @@ proptest! {
                     prop_assert_eq!(EdgeRoute::parse(p, q).map(|r| r.key), Ok(key.clone()));
                 }
                 // Purging the keys themselves purges the same keys.
-                prop_assert_eq!(PurgeRequest { paths: keys.clone() }.keys(), Ok(keys));
+                prop_assert_eq!(PurgeRequest { paths: keys.clone(), ..PurgeRequest::default() }.keys(), Ok(keys));
             }
             Err(PurgeError::Empty) => prop_assert!(paths.is_empty()),
             Err(PurgeError::TooMany { got, max }) => prop_assert!(got == paths.len() && got > max),
@@ -258,6 +258,9 @@ proptest! {
                 prop_assert!(paths.contains(&p));
                 let (route_path, query) = split_key(&p);
                 prop_assert!(EdgeRoute::parse(route_path, query).is_err());
+            }
+            Err(err @ (PurgeError::InvalidTag(_) | PurgeError::TooManyTags(_))) => {
+                prop_assert!(false, "no tags were given: {err}");
             }
         }
     }

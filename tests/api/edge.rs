@@ -668,3 +668,164 @@ async fn concurrent_misses_for_one_key_make_one_origin_request() {
         cache_status(&next)
     );
 }
+
+/// The real origin behind the edge, the origin knowing the edge (its URL and secret), so that
+/// it purges the edge's copies when it invalidates its own.
+async fn origin_and_edge(milestone: i64) -> (TestApp, EdgeServer) {
+    let edge_port = tests::free_port();
+    let mode = tests::redis_mode();
+    let mut settings = tests::test_settings(
+        &tests::fresh_database().await,
+        mode,
+        &tests::redis_url(mode),
+    );
+    settings.rating_milestone = milestone;
+    settings.edge_url = Some(format!("http://127.0.0.1:{edge_port}").parse().unwrap());
+    settings.purge_secret = Some(PURGE_SECRET.to_owned().into());
+    let app = TestApp::spawn_with(settings).await;
+    let edge = EdgeServer::start_on(edge_port, &app.url(""), &[]).await;
+    (app, edge)
+}
+
+async fn purge(edge: &EdgeServer, body: Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{}/__edge/purge", edge.url))
+        .bearer_auth(PURGE_SECRET)
+        .json(&body)
+        .send()
+        .await
+        .expect("purge")
+}
+
+#[tokio::test]
+async fn purges_by_tag_and_path_hard_and_soft() {
+    let (app, edge) = origin_and_edge(100).await;
+    let client = reqwest::Client::new();
+    let movie = format!("{}/movies/1", edge.url);
+    let popular = format!("{}/movies/popular?limit=5", edge.url);
+    for url in [&movie, &popular] {
+        assert_eq!(
+            edge_status(&get(&client, url.clone()).await),
+            "edge; fwd=miss; stored"
+        );
+        let hit = get(&client, url.clone()).await;
+        assert!(
+            edge_status(&hit).starts_with("edge; hit"),
+            "{}",
+            cache_status(&hit)
+        );
+        assert!(
+            hit.headers().get("x-cache-tags").is_none(),
+            "the tags never reach a client"
+        );
+    }
+
+    // A hard purge by tag: the movie's entry is gone, the popular list is not.
+    let receipt: Value = purge(&edge, json!({"tags": ["movie:1"]}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(receipt["tags"], json!(["movie:1"]));
+    assert_eq!(
+        edge_status(&get(&client, movie.clone()).await),
+        "edge; fwd=miss; stored"
+    );
+    assert!(edge_status(&get(&client, popular.clone()).await).starts_with("edge; hit"));
+
+    // A soft purge: the next read revalidates (the origin's 304 keeps the stored body).
+    let lookups = origin_lookups(&app, Family::Metadata);
+    let receipt: Value = purge(&edge, json!({"tags": ["movie:1"], "soft": true}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(receipt["soft"], true);
+    let revalidated = get(&client, movie.clone()).await;
+    assert_eq!(
+        edge_status(&revalidated),
+        "edge; fwd=stale; stored",
+        "{}",
+        cache_status(&revalidated)
+    );
+    assert_eq!(
+        revalidated.json::<Value>().await.unwrap()["title"],
+        "Toy Story"
+    );
+    assert_eq!(
+        origin_lookups(&app, Family::Metadata),
+        lookups + 1,
+        "one conditional request"
+    );
+    assert!(edge_status(&get(&client, movie.clone()).await).starts_with("edge; hit"));
+
+    // A purge by path reaches the entry under its normalised key; `all` reaches everything.
+    let receipt: Value = purge(&edge, json!({"paths": ["/movies/popular?limit=05"]}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(receipt["purged"], json!(["/movies/popular?limit=5"]));
+    assert_eq!(receipt["tags"], json!(["path:/movies/popular?limit=5"]));
+    assert_eq!(
+        edge_status(&get(&client, popular.clone()).await),
+        "edge; fwd=miss; stored"
+    );
+    purge(&edge, json!({"tags": ["all"]})).await;
+    for url in [&movie, &popular] {
+        assert_eq!(
+            edge_status(&get(&client, url.clone()).await),
+            "edge; fwd=miss; stored"
+        );
+    }
+
+    // Refused: nothing to purge, a bad tag, an unknown field.
+    for (body, code) in [
+        (json!({}), "empty_purge"),
+        (json!({"tags": ["Movie:1"]}), "invalid_tag"),
+        (json!({"tag": ["movie:1"]}), "malformed_json"),
+    ] {
+        let refused = purge(&edge, body).await;
+        assert_eq!(refused.status(), 400);
+        assert_eq!(
+            refused.json::<Value>().await.unwrap()["error"]["code"],
+            code
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_rating_milestone_purges_the_edges_popular_list() {
+    let (app, edge) = origin_and_edge(100).await;
+    let client = reqwest::Client::new();
+    let popular = format!("{}/movies/popular", edge.url);
+    get(&client, popular.clone()).await;
+    assert!(edge_status(&get(&client, popular.clone()).await).starts_with("edge; hit"));
+
+    // A movie one rating short of 100, and a user who has not rated it.
+    let (movie, user): (i32, i32) = sqlx::query_as(
+        "SELECT m.id, u.id FROM movies m, users u WHERE m.rating_count = 99 \
+         AND NOT EXISTS (SELECT 1 FROM ratings r WHERE r.movie_id = m.id AND r.user_id = u.id) \
+         ORDER BY m.id, u.id LIMIT 1",
+    )
+    .fetch_one(app.db())
+    .await
+    .expect("a movie with 99 ratings");
+    let rated = app.rate(user, i64::from(movie), 4.0).await;
+    assert_eq!(rated.status(), 201);
+    assert_eq!(
+        rated.json::<Value>().await.unwrap()["movie_rating_count"],
+        100
+    );
+
+    // The origin tells the edge in the background: soon the edge fetches the list again,
+    // long before its `s-maxage` (10 minutes).
+    let refetched = tests::eventually(Duration::from_secs(15), || async {
+        edge_status(&get(&client, popular.clone()).await).starts_with("edge; fwd=miss")
+    })
+    .await;
+    assert!(
+        refetched,
+        "the edge kept serving the popular list after the milestone"
+    );
+}

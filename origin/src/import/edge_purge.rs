@@ -115,7 +115,10 @@ pub async fn purge(
             let request = client
                 .post(&endpoint)
                 .bearer_auth(secret.expose_secret())
-                .json(&PurgeRequest { paths })
+                .json(&PurgeRequest {
+                    paths,
+                    ..PurgeRequest::default()
+                })
                 .send();
             async move {
                 let response = request.await.context("sending a purge to the edge")?;
@@ -160,6 +163,7 @@ mod tests {
         for batch in paths.chunks(PurgeRequest::MAX_PATHS) {
             let request = PurgeRequest {
                 paths: batch.to_vec(),
+                ..PurgeRequest::default()
             };
             request.keys().expect("a valid purge request");
         }

@@ -2,7 +2,7 @@
 //! named by its name (`Sci-Fi`) or slug (`sci-fi`), case-insensitively.
 
 use crate::error::AppError;
-use crate::http::{PathParam, QueryMap, conditional};
+use crate::http::{PathParam, QueryMap, conditional, tagged};
 use crate::reads;
 use crate::state::AppState;
 use axum::Router;
@@ -13,6 +13,7 @@ use axum::routing::get;
 use shared::cache_control;
 use shared::dto::{ErrorBody, GenreTop, Genres};
 use shared::params::Limit;
+use shared::purge_marks::tag;
 
 /// The genre routes.
 pub fn router() -> Router<AppState> {
@@ -36,12 +37,13 @@ pub fn router() -> Router<AppState> {
 )]
 async fn genres(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
     let served = reads::genres(&state).await?;
-    Ok(conditional(
+    let response = conditional(
         &headers,
         served.whole(),
         cache_control::GENRES,
         &served.status,
-    ))
+    );
+    Ok(tagged(response, &[tag::GENRES]))
 }
 
 /// A genre's best-rated movies
@@ -76,11 +78,13 @@ async fn top(
         Limit::DEFAULT,
     )?;
     let genre = reads::find_genre(&state, &genre).await?;
+    let genre_tag = tag::genre(&genre.slug);
     let served = reads::genre_top(&state, genre).await?;
-    Ok(conditional(
+    let response = conditional(
         &headers,
         reads::render_list(&served, "movies", limit),
         cache_control::GENRE_TOP,
         &served.status,
-    ))
+    );
+    Ok(tagged(response, &[&genre_tag, tag::GENRE_TOP]))
 }

@@ -2,7 +2,7 @@
 //! cacheable everywhere.
 
 use crate::error::AppError;
-use crate::http::{PathParam, QueryMap, conditional};
+use crate::http::{PathParam, QueryMap, conditional, tagged};
 use crate::reads;
 use crate::state::AppState;
 use axum::Router;
@@ -13,6 +13,7 @@ use axum::routing::get;
 use shared::cache_control;
 use shared::dto::{ErrorBody, Movie, PopularMovies, SimilarMovies};
 use shared::params::{Limit, MovieId};
+use shared::purge_marks::tag;
 
 /// The movie routes.
 pub fn router() -> Router<AppState> {
@@ -48,12 +49,13 @@ async fn popular(
         Limit::DEFAULT,
     )?;
     let served = reads::popular(&state).await?;
-    Ok(conditional(
+    let response = conditional(
         &headers,
         reads::render_list(&served, "movies", limit),
         cache_control::POPULAR,
         &served.status,
-    ))
+    );
+    Ok(tagged(response, &[tag::POPULAR]))
 }
 
 /// One movie
@@ -79,18 +81,20 @@ async fn movie(
 ) -> Result<Response, AppError> {
     let id = MovieId::parse(&id)?;
     let served = reads::movie(&state, id).await?;
-    Ok(conditional(
+    let response = conditional(
         &headers,
         served.whole(),
         cache_control::MOVIE,
         &served.status,
-    ))
+    );
+    Ok(tagged(response, &[&tag::movie(id.0)]))
 }
 
 /// Movies similar to one
 ///
-/// The movies closest to this one in the model being served (cosine similarity of the
-/// model's item factors), closest first, with the score. Cached per movie and model version
+/// The movies closest to this one in the model being served (on a small catalogue its
+/// precomputed neighbours by co-loving users, else the cosine of the ALS factors), closest
+/// first, with the score. Cached per movie and model version
 /// (a new model never serves old neighbours), and at the edge like the other public reads.
 #[utoipa::path(
     get,
@@ -123,10 +127,11 @@ async fn similar(
         Limit::DEFAULT_SIMILAR,
     )?;
     let served = reads::similar(&state, id).await?;
-    Ok(conditional(
+    let response = conditional(
         &headers,
         reads::render_list(&served, "similar", limit),
         cache_control::SIMILAR,
         &served.status,
-    ))
+    );
+    Ok(tagged(response, &[&tag::similar(id.0)]))
 }

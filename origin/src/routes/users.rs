@@ -15,6 +15,7 @@ use shared::cache_control;
 use shared::cache_key::Family;
 use shared::dto::{ErrorBody, Genres, NewRating, Profile, RatingReceipt, Recommendations};
 use shared::params::{Exclude, Limit, MovieId, Rating, Strategy, UserId};
+use shared::purge_marks::tag;
 
 /// The user routes.
 pub fn router() -> Router<AppState> {
@@ -196,7 +197,8 @@ async fn rate(
     Ok((status, Json(receipt)).into_response())
 }
 
-/// A milestone: the popular list, every genre list the movie is in, and its metadata.
+/// A milestone: the popular list, every genre list the movie is in, and its metadata; here and
+/// at the edge (by tag, in the background).
 async fn invalidate_lists(state: &AppState, movie: MovieId) {
     let keys = state.cache.keys().clone();
     tracing::info!(
@@ -212,7 +214,7 @@ async fn invalidate_lists(state: &AppState, movie: MovieId) {
         .invalidate_keys(Family::Metadata, vec![keys.movie(movie)])
         .await;
     let genre_ids = state.db.movie_genre_ids(movie).await.unwrap_or_default();
-    let genre_keys = match reads::genres(state)
+    let genre_slugs: Vec<String> = match reads::genres(state)
         .await
         .and_then(|served| reads::parse::<Genres>(&served))
     {
@@ -220,13 +222,21 @@ async fn invalidate_lists(state: &AppState, movie: MovieId) {
             .genres
             .iter()
             .filter(|g| genre_ids.contains(&g.id))
-            .map(|g| keys.genre_top(&g.slug))
+            .map(|g| g.slug.clone())
             .collect(),
         Err(err) => {
             tracing::warn!(error = %err, "could not list genres to invalidate");
             Vec::new()
         }
     };
+    let genre_keys = genre_slugs
+        .iter()
+        .map(|slug| keys.genre_top(slug))
+        .collect();
+    // The edge's copies too, everywhere, in the background.
+    let mut tags = vec![tag::POPULAR.to_owned(), tag::movie(movie.0)];
+    tags.extend(genre_slugs.iter().map(|slug| tag::genre(slug)));
+    crate::edge::purge_in_background(&state.settings, tags);
     state
         .cache
         .invalidate_keys(Family::Genres, genre_keys)
