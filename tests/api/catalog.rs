@@ -174,8 +174,11 @@ async fn hot_entries_are_refreshed_before_they_expire() {
     // connection, whose writes its tracking session is not told of (NOLOOP), so a copy held
     // in the local tier would go on being served fresh and the race with it decide the test.
     let mode = tests::redis_mode();
-    let mut settings =
-        tests::test_settings(&tests::fresh_database().await, mode, &tests::redis_url(mode));
+    let mut settings = tests::test_settings(
+        &tests::fresh_database().await,
+        mode,
+        &tests::redis_url(mode),
+    );
     settings.local_cache_bytes = 0;
     let app = TestApp::spawn_with(settings).await;
     let family = shared::cache_key::Family::Metadata;
