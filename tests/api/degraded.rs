@@ -63,6 +63,16 @@ async fn without_redis_requests_are_answered_and_the_cache_comes_back() {
     );
 
     redis.stop();
+    // The instance hears of the lost connection from its reader, asynchronously; until then
+    // a value it holds locally is still served (nothing could have changed it: Redis is
+    // gone). What is asserted below is after it heard.
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            app.state.cache.local_snapshot().tracking_session == 0
+        })
+        .await,
+        "the instance did not notice that Redis stopped"
+    );
     for path in [
         "/movies/1",
         "/movies/2",

@@ -10,6 +10,7 @@ mod dataset;
 mod degraded;
 mod edge;
 mod edge_cors;
+mod edge_distance;
 mod edge_instances;
 mod errors;
 mod faults;

@@ -531,6 +531,13 @@ pub struct InstanceFront {
 impl InstanceFront {
     /// Starts relaying a fresh loopback port to `target`.
     pub async fn start(target: SocketAddr) -> InstanceFront {
+        InstanceFront::start_with_delay(target, Duration::ZERO).await
+    }
+
+    /// Like [`InstanceFront::start`], with every byte held `one_way` before it is passed on,
+    /// in each direction: the distance between an edge and an origin far from it (an 80 ms
+    /// one-way delay is a 160 ms round trip per request; the TCP handshake is not delayed).
+    pub async fn start_with_delay(target: SocketAddr, one_way: Duration) -> InstanceFront {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -544,7 +551,7 @@ impl InstanceFront {
                     let Ok((client, _)) = listener.accept().await else {
                         continue;
                     };
-                    let relay = tokio::spawn(relay(client, target, seen.clone()));
+                    let relay = tokio::spawn(relay(client, target, seen.clone(), one_way));
                     connections.lock().unwrap().push(relay.abort_handle());
                 }
             }
@@ -588,40 +595,68 @@ impl Drop for InstanceFront {
     }
 }
 
-/// Relays one connection both ways, noting the request line of each request sent to
-/// `target` (request heads are parsed, bodies skipped by their `Content-Length`).
+/// Relays one connection both ways, each byte `one_way` late, noting the request line of each
+/// request sent to `target` (request heads are parsed, bodies skipped by their
+/// `Content-Length`).
 async fn relay(
     client: tokio::net::TcpStream,
     target: SocketAddr,
     seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    one_way: Duration,
 ) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let Ok(upstream) = tokio::net::TcpStream::connect(target).await else {
         return;
     };
-    let (mut client_read, mut client_write) = client.into_split();
-    let (mut upstream_read, mut upstream_write) = upstream.into_split();
-    let requests = async {
+    let (client_read, client_write) = client.into_split();
+    let (upstream_read, upstream_write) = upstream.into_split();
+    tokio::join!(
+        forward(client_read, upstream_write, one_way, Some(seen)),
+        forward(upstream_read, client_write, one_way, None),
+    );
+}
+
+/// Copies `from` to `to`, each chunk `delay` after it was read (in order: a latency, not a
+/// bandwidth limit), noting the requests that pass when `seen` is given; shuts `to` down at
+/// the end.
+async fn forward(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    delay: Duration,
+    seen: Option<std::sync::Arc<std::sync::Mutex<Vec<String>>>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (chunks, mut due) =
+        tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+    let read = async move {
         let mut pending = Vec::new();
         let mut chunk = [0u8; 8192];
         loop {
-            let n = client_read.read(&mut chunk).await.unwrap_or(0);
+            let n = from.read(&mut chunk).await.unwrap_or(0);
             if n == 0 {
-                let _ = upstream_write.shutdown().await;
                 return;
             }
-            pending.extend_from_slice(&chunk[..n]);
-            note_requests(&mut pending, &seen);
-            if upstream_write.write_all(&chunk[..n]).await.is_err() {
+            if let Some(seen) = &seen {
+                pending.extend_from_slice(&chunk[..n]);
+                note_requests(&mut pending, seen);
+            }
+            if chunks
+                .send((tokio::time::Instant::now() + delay, chunk[..n].to_vec()))
+                .is_err()
+            {
                 return;
             }
         }
     };
-    let responses = async {
-        let _ = tokio::io::copy(&mut upstream_read, &mut client_write).await;
-        let _ = client_write.shutdown().await;
+    let write = async move {
+        while let Some((at, bytes)) = due.recv().await {
+            tokio::time::sleep_until(at).await;
+            if to.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+        let _ = to.shutdown().await;
     };
-    tokio::join!(requests, responses);
+    tokio::join!(read, write);
 }
 
 /// Takes every complete request (head and `Content-Length` body) off the front of `pending`,
