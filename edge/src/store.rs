@@ -38,10 +38,15 @@ pub struct Stored {
 }
 
 impl Stored {
-    /// Its tags and its own path's (`key` is its normalised path and query).
+    /// Its tags, its own path's (`key` is its normalised path and query) and `all`, which
+    /// every entry has whatever the origin named (an import purges it).
     pub fn tags_with_path(&self, key: &str) -> Vec<String> {
         let mut tags = self.tags.clone();
         tags.push(shared::purge_marks::path_tag(key));
+        let all = shared::purge_marks::tag::ALL;
+        if !tags.iter().any(|tag| tag == all) {
+            tags.push(all.to_owned());
+        }
         tags
     }
 }

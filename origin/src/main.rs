@@ -15,7 +15,7 @@
 use clap::{Parser, Subcommand};
 use origin::auth::{Caller, Tokens};
 use origin::db::Db;
-use origin::import::edge_purge::{self, EdgeFootprint};
+use origin::import::edge_purge;
 use origin::import::{Source, SyntheticSpec};
 use origin::settings::{DEV_JWT_SECRET, DatabaseSettings, Settings};
 use origin::startup::Application;
@@ -120,8 +120,8 @@ enum Command {
         /// Replace a different data set already in the database.
         #[arg(long)]
         replace: bool,
-        /// After a replacing import, purge every path of the old and new data from the edge
-        /// at this URL (e.g. http://127.0.0.1:8787), with PURGE_SECRET.
+        /// After an import, purge everything the edge at this URL holds (e.g.
+        /// http://127.0.0.1:8787; tag `all`, every location), with PURGE_SECRET.
         #[arg(long, env = "EDGE_PURGE_URL", requires = "purge_secret")]
         purge_edge: Option<String>,
         /// The edge's purge secret.
@@ -215,10 +215,6 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let db = Db::connect_lazy(&database)?;
             db.migrate().await?;
-            let before = match purge_edge {
-                Some(_) => Some(EdgeFootprint::read(db.pool()).await?),
-                None => None,
-            };
             let source = if synthetic {
                 Source::Synthetic(SyntheticSpec {
                     users,
@@ -241,14 +237,9 @@ async fn main() -> anyhow::Result<()> {
                     report.ratings,
                     report.elapsed.as_secs_f64()
                 );
-                if let (Some(edge), Some(secret), Some(before)) = (purge_edge, purge_secret, before)
-                {
-                    let both = before.union(EdgeFootprint::read(db.pool()).await?);
-                    let summary = edge_purge::purge(&edge, &secret, &both).await?;
-                    eprintln!(
-                        "edge {edge}: {} paths purged, {} were cached",
-                        summary.paths, summary.purged
-                    );
+                if let (Some(edge), Some(secret)) = (purge_edge, purge_secret) {
+                    edge_purge::purge_all(&edge, &secret).await?;
+                    eprintln!("edge {edge}: everything it held purged (tag `all`)");
                 }
             }
         }

@@ -1,8 +1,7 @@
 //! Which requests the edge caches, and under which normalised key.
 //!
 //! Only the five public routes are cacheable at the edge: `GET /movies/{id}`,
-//! `/movies/popular`, `/movies/{id}/similar` (at its default length only), `/genres` and
-//! `/genres/{genre}/top`. Their key is a canonical path and query: only the parameters the origin reads, defaults filled in, in a fixed order, so that
+//! `/movies/popular`, `/movies/{id}/similar`, `/genres` and `/genres/{genre}/top`. Their key is a canonical path and query: only the parameters the origin reads, defaults filled in, in a fixed order, so that
 //! requests differing only in unknown parameters (`?utm=x`) or spelling (`?limit=05`,
 //! `/movies/%34%32`, `/genres/SCI-FI/top`) share one entry (SPEC section 6).
 //!
@@ -114,16 +113,10 @@ impl EdgeRoute {
             ["movies", raw_id, "similar"] => {
                 // The id before the limit, as the origin extracts them.
                 let id = decode_segment(raw_id).ok_or(EdgeReject::NotCacheable)?;
-                let id = MovieId::parse(&id)?;
-                let limit = limit_or(query, Limit::DEFAULT_SIMILAR)?;
-                // Only the default length is stored at the edge: one entry per movie, so a
-                // purge of every similar list is one path per movie (100 limits per movie
-                // would be 170,000 paths for MovieLens 100K, 6 million at the 25M shape).
-                // Other lengths are forwarded; the origin cuts them from one cached list.
-                if limit != Limit::DEFAULT_SIMILAR {
-                    return Err(EdgeReject::NotCacheable);
+                RouteKind::Similar {
+                    id: MovieId::parse(&id)?,
+                    limit: limit_or(query, Limit::DEFAULT_SIMILAR)?,
                 }
-                RouteKind::Similar { id, limit }
             }
             ["genres"] => RouteKind::Genres,
             ["genres", raw_genre, "top"] => {
@@ -317,10 +310,9 @@ mod tests {
             key("/movies/%30%31/similar", Some("limit=007&limit=010")),
             "/movies/1/similar?limit=10"
         );
-        // Other lengths than the default are valid, but forwarded, not stored.
         assert_eq!(
-            reject_code("/movies/1/similar", Some("limit=7")),
-            "not_cacheable"
+            key("/movies/1/similar", Some("limit=7&utm=x")),
+            "/movies/1/similar?limit=7"
         );
         assert_eq!(
             key("/movies/1/similar", Some("limit=10")),
