@@ -60,31 +60,45 @@ pub async fn purge(
     secret: &SecretString,
     tags: &[String],
 ) -> Result<(), EdgeError> {
-    let url = base.join("/__edge/purge").map_err(|err| EdgeError {
-        url: base.to_string(),
-        cause: err.to_string(),
-    })?;
-    let failed = |cause: String| EdgeError {
-        url: url.to_string(),
-        cause,
-    };
     let body = shared::purge::PurgeRequest {
         tags: tags.to_vec(),
         ..shared::purge::PurgeRequest::default()
     };
-    let response = CLIENT
-        .post(url.clone())
+    call(base, "/__edge/purge", secret, Some(&body)).await?;
+    Ok(())
+}
+
+/// `path` at the edge at `base`, with the secret: a GET, or a POST of `body`; the answer if it
+/// is a success.
+async fn call(
+    base: &url::Url,
+    path: &str,
+    secret: &SecretString,
+    body: Option<&shared::purge::PurgeRequest>,
+) -> Result<(url::Url, reqwest::Response), EdgeError> {
+    let url = base.join(path).map_err(|err| EdgeError {
+        url: base.to_string(),
+        cause: err.to_string(),
+    })?;
+    let request = match body {
+        Some(body) => CLIENT.post(url.clone()).json(body),
+        None => CLIENT.get(url.clone()),
+    };
+    let failed = |cause: String| EdgeError {
+        url: url.to_string(),
+        cause,
+    };
+    let response = request
         .bearer_auth(secret.expose_secret())
-        .json(&body)
         .send()
         .await
         .map_err(|err| failed(err.to_string()))?;
     let status = response.status();
-    if status.is_success() {
-        return Ok(());
+    if !status.is_success() {
+        let text = response.text().await.unwrap_or_default();
+        return Err(failed(format!("{status}: {text}")));
     }
-    let text = response.text().await.unwrap_or_default();
-    Err(failed(format!("{status}: {text}")))
+    Ok((url, response))
 }
 
 /// Why the edge did not do what was asked; the message names the URL and the cause.
@@ -97,27 +111,9 @@ pub struct EdgeError {
 
 /// Reads the counters of the edge at `base` (its root URL).
 pub async fn stats(base: &url::Url, secret: &SecretString) -> Result<EdgeStats, EdgeError> {
-    let url = base.join("/__edge/stats").map_err(|err| EdgeError {
-        url: base.to_string(),
-        cause: err.to_string(),
-    })?;
-    let failed = |cause: String| EdgeError {
+    let (url, response) = call(base, "/__edge/stats", secret, None).await?;
+    response.json().await.map_err(|err| EdgeError {
         url: url.to_string(),
-        cause,
-    };
-    let response = CLIENT
-        .get(url.clone())
-        .bearer_auth(secret.expose_secret())
-        .send()
-        .await
-        .map_err(|err| failed(err.to_string()))?;
-    let status = response.status();
-    if !status.is_success() {
-        let body = response.text().await.unwrap_or_default();
-        return Err(failed(format!("{status}: {body}")));
-    }
-    response
-        .json()
-        .await
-        .map_err(|err| failed(format!("not the stats' JSON: {err}")))
+        cause: format!("not the stats' JSON: {err}"),
+    })
 }

@@ -226,17 +226,13 @@ impl LoadedModel {
         embedding: ndarray::ArrayView1<f32>,
         rows: &[(u32, f32)],
     ) -> ndarray::Array1<f32> {
-        let als = self.model.scores(embedding);
-        let Some(ease) = &self.ease else {
-            return als;
-        };
-        let seen: Vec<u32> = rows.iter().map(|(row, _)| *row).collect();
-        let (mean, sd) = unseen_mean_sd(&als, &seen);
-        let ease_scores = ease.scores(rows);
-        let mut blended =
-            blend::combine(als.view(), ease_scores.view(), &seen, self.blend.als_weight);
-        blended.mapv_inplace(|z| mean + sd * z);
-        blended
+        blend::scores(
+            &self.model,
+            self.ease.as_ref(),
+            embedding,
+            rows,
+            self.blend.als_weight,
+        )
     }
 
     /// The `n` movies closest to the one at factor row `movie_index`, as (factor row,
@@ -270,31 +266,6 @@ impl LoadedModel {
         }
         ItemModel::top_n(&scores, &[movie_index], n)
     }
-}
-
-/// The mean and standard deviation (1 when there is no spread) of `scores` over the rows not
-/// in `seen`.
-fn unseen_mean_sd(scores: &ndarray::Array1<f32>, seen: &[u32]) -> (f32, f32) {
-    let mut unseen = vec![true; scores.len()];
-    for &row in seen {
-        if let Some(slot) = unseen.get_mut(row as usize) {
-            *slot = false;
-        }
-    }
-    let (mut n, mut sum, mut squares) = (0.0f64, 0.0f64, 0.0f64);
-    for (score, keep) in scores.iter().zip(&unseen) {
-        if *keep {
-            n += 1.0;
-            sum += *score as f64;
-            squares += (*score as f64) * (*score as f64);
-        }
-    }
-    if n == 0.0 {
-        return (0.0, 1.0);
-    }
-    let mean = sum / n;
-    let sd = (squares / n - mean * mean).max(0.0).sqrt();
-    (mean as f32, if sd > 0.0 { sd as f32 } else { 1.0 })
 }
 
 /// The model being served, swapped atomically on reload. A std `RwLock` around an `Arc`:
@@ -536,37 +507,14 @@ pub async fn load_newest(db: &Db) -> anyhow::Result<Option<LoadedModel>> {
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
     let items = Array2::from_shape_vec((item_ids.len(), factors), values).context("model shape")?;
-    let item_item: Option<Vec<u8>> = row.get(6);
     let blend_params: Option<sqlx::types::Json<BlendParams>> = row.get(7);
-    let ease = match item_item {
-        Some(weights) => {
-            let ease = Ease::from_bytes(&weights)
-                .with_context(|| format!("model {version} is corrupt: EASE weights"))?;
-            anyhow::ensure!(
-                ease.n_items() == item_ids.len(),
-                "model {version} is corrupt: EASE weights for {} movies, factors for {}",
-                ease.n_items(),
-                item_ids.len()
-            );
-            Some(ease)
-        }
-        None => None,
-    };
-    let item_neighbours: Option<Vec<u8>> = row.get(8);
-    let neighbours = match item_neighbours {
-        Some(bytes) => {
-            let neighbours = Neighbours::from_bytes(&bytes)
-                .with_context(|| format!("model {version} is corrupt: neighbours"))?;
-            anyhow::ensure!(
-                neighbours.n_items() == item_ids.len(),
-                "model {version} is corrupt: neighbours of {} movies, factors of {}",
-                neighbours.n_items(),
-                item_ids.len()
-            );
-            Some(neighbours)
-        }
-        None => None,
-    };
+    let n_items = item_ids.len();
+    let ease = stored_part(row.get(6), &version, "EASE weights", n_items, |bytes| {
+        Ease::from_bytes(bytes).map(|ease| (ease.n_items(), ease))
+    })?;
+    let neighbours = stored_part(row.get(8), &version, "neighbours", n_items, |bytes| {
+        Neighbours::from_bytes(bytes).map(|neighbours| (neighbours.n_items(), neighbours))
+    })?;
     let mut loaded = LoadedModel::new(version, params.0, item_ids, items, trained_at);
     loaded.ease = ease;
     loaded.neighbours = neighbours;
@@ -582,6 +530,27 @@ pub async fn load_newest(db: &Db) -> anyhow::Result<Option<LoadedModel>> {
         .collect();
     loaded.set_catalogue(Arc::new(catalogue));
     Ok(Some(loaded))
+}
+
+/// A model's optional part stored as bytes (`decode` gives it with the number of movies it
+/// covers), checked to cover the model's `n_items` movies.
+fn stored_part<T>(
+    bytes: Option<Vec<u8>>,
+    version: &str,
+    what: &str,
+    n_items: usize,
+    decode: impl FnOnce(&[u8]) -> Option<(usize, T)>,
+) -> anyhow::Result<Option<T>> {
+    let Some(bytes) = bytes else {
+        return Ok(None);
+    };
+    let (covered, part) =
+        decode(&bytes).with_context(|| format!("model {version} is corrupt: {what}"))?;
+    anyhow::ensure!(
+        covered == n_items,
+        "model {version} is corrupt: {what} of {covered} movies, factors of {n_items}"
+    );
+    Ok(Some(part))
 }
 
 /// Runs the evaluation protocol on every rating in PostgreSQL, showing progress over the grid.

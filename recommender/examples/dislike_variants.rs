@@ -2,20 +2,15 @@
 //! the five split seeds on MovieLens 100K, each variant's mean P@10 and NDCG@10.
 //! Run: `cargo run --release -p recommender --example dislike_variants`.
 
+mod common;
+
 use recommender::als::{self, AlsParams, Feedback};
-use recommender::data::{Interactions, Row};
+use recommender::data::Interactions;
 use recommender::metrics::{evaluate, split_per_user};
 use recommender::model::ItemModel;
 
 fn main() {
-    let text = std::fs::read_to_string("data/ml-100k/ml-100k.inter").expect("data");
-    let mut rows: Vec<Row> = vec![Vec::new(); 943];
-    for line in text.lines().skip(1) {
-        let f: Vec<&str> = line.split('\t').collect();
-        let u: usize = f[0].parse().expect("user");
-        let i: u32 = f[1].parse().expect("item");
-        rows[u - 1].push((i - 1, f[2].parse().expect("rating")));
-    }
+    let rows = common::rows(&common::ratings());
     let params = AlsParams::default();
     let variants = [
         ("train +, fold-in +", false, false),
@@ -33,7 +28,7 @@ fn main() {
         let (mut p, mut n) = (Vec::new(), Vec::new());
         for seed in [42u64, 7, 13, 21, 99] {
             let (train, test) = split_per_user(&rows, 0.75, seed);
-            let data = Interactions::from_user_rows(1682, train.clone());
+            let data = Interactions::from_user_rows(common::MOVIES, train.clone());
             let params = AlsParams { seed, ..params };
             let factors = als::train_with(&data, &params, mapping(train_negative), |_, _| {});
             let model = ItemModel::with_feedback(
@@ -41,7 +36,7 @@ fn main() {
                 params.regularisation(),
                 mapping(fold_negative),
             );
-            let m = evaluate(&test, 1682, 10, |u, k| {
+            let m = evaluate(&test, common::MOVIES, 10, |u, k| {
                 let user = model.fold_in(&train[u]);
                 let seen: Vec<u32> = train[u].iter().map(|(i, _)| *i).collect();
                 ItemModel::top_n(&model.scores(user.view()), &seen, k)

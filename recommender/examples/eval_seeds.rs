@@ -1,7 +1,8 @@
 //! `run_seeds` over the five split seeds of the issue on MovieLens 100K.
 //! Run: `cargo run --release -p recommender --example eval_seeds -- quick|search`.
 
-use recommender::data::Row;
+mod common;
+
 use recommender::evaluation::{Mode, run_seeds};
 use std::time::Instant;
 
@@ -10,16 +11,9 @@ fn main() {
         Some("search") => Mode::Search,
         _ => Mode::Quick,
     };
-    let text = std::fs::read_to_string("data/ml-100k/ml-100k.inter").expect("data");
-    let mut rows: Vec<Row> = vec![Vec::new(); 943];
-    for line in text.lines().skip(1) {
-        let f: Vec<&str> = line.split('\t').collect();
-        let u: usize = f[0].parse().expect("user");
-        let i: u32 = f[1].parse().expect("item");
-        rows[u - 1].push((i - 1, f[2].parse().expect("rating")));
-    }
+    let rows = common::rows(&common::ratings());
     let start = Instant::now();
-    let report = run_seeds(&rows, 1682, &[42, 7, 13, 21, 99], mode, |p| {
+    let report = run_seeds(&rows, common::MOVIES, &[42, 7, 13, 21, 99], mode, |p| {
         eprintln!(
             "[{}/{}] {:?} {}",
             p.done,

@@ -4,25 +4,20 @@
 //! 1 star and check horror's share of the top 20 does not go up.
 //! Run: `cargo run --release -p recommender --example responsiveness`.
 
+mod common;
+
 use ndarray::Array1;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use recommender::als::{self, AlsParams};
 use recommender::blend::{self, BlendParams};
-use recommender::data::{Interactions, Row};
+use recommender::data::Interactions;
 use recommender::ease::Ease;
 use recommender::model::ItemModel;
 
 fn main() {
-    let text = std::fs::read_to_string("data/ml-100k/ml-100k.inter").expect("data");
-    let mut rows: Vec<Row> = vec![Vec::new(); 943];
-    for line in text.lines().skip(1) {
-        let f: Vec<&str> = line.split('\t').collect();
-        let u: usize = f[0].parse().expect("user");
-        let i: u32 = f[1].parse().expect("item");
-        rows[u - 1].push((i - 1, f[2].parse().expect("rating")));
-    }
+    let rows = common::rows(&common::ratings());
     let n = 1682;
     let items = std::fs::read_to_string("data/ml-100k/ml-100k.item").expect("items");
     let mut genres: Vec<Vec<String>> = vec![Vec::new(); n];

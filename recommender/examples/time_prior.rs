@@ -10,6 +10,8 @@
 // The grids are indexed by position across several parallel arrays.
 #![allow(clippy::needless_range_loop)]
 
+mod common;
+
 use ndarray::Array1;
 use rayon::prelude::*;
 use recommender::als::{self, AlsParams};
@@ -212,19 +214,13 @@ fn mean_sd(x: &[f64]) -> (f64, f64) {
 
 fn main() {
     let start = Instant::now();
-    let text = std::fs::read_to_string("data/ml-100k/ml-100k.inter")
-        .or_else(|_| std::fs::read_to_string("../data/ml-100k/ml-100k.inter"))
-        .expect("data");
-    let mut rows: Vec<Row> = vec![Vec::new(); 943];
+    let ratings = common::ratings();
+    let rows = common::rows(&ratings);
     let mut ts: HashMap<(u32, u32), f64> = HashMap::new();
-    for line in text.lines().skip(1) {
-        let f: Vec<&str> = line.split('\t').collect();
-        let u: usize = f[0].parse().expect("user");
-        let i: u32 = f[1].parse().expect("item");
-        rows[u - 1].push((i - 1, f[2].parse().expect("rating")));
-        let t: f64 = f[3].parse().expect("ts");
+    for r in &ratings {
         assert!(
-            ts.insert(((u - 1) as u32, i - 1), t / DAY).is_none(),
+            ts.insert((r.user as u32, r.item), r.timestamp / DAY)
+                .is_none(),
             "duplicate pair"
         );
     }

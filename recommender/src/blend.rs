@@ -64,8 +64,9 @@ impl Default for BlendParams {
     }
 }
 
-/// `scores` standardised over the items not in `seen`: `(s − mean) / sd` (sd 1 if constant).
-pub fn standardise(scores: ArrayView1<f32>, seen: &[u32]) -> Array1<f32> {
+/// The mean and standard deviation (1 when there is no spread) of `scores` over the items not
+/// in `seen`.
+fn spread(scores: ArrayView1<f32>, seen: &[u32]) -> (f64, f64) {
     let mut unseen = vec![true; scores.len()];
     for &i in seen {
         if let Some(slot) = unseen.get_mut(i as usize) {
@@ -83,7 +84,12 @@ pub fn standardise(scores: ArrayView1<f32>, seen: &[u32]) -> Array1<f32> {
     let n = n.max(1) as f64;
     let mean = sum / n;
     let sd = (sq / n - mean * mean).max(0.0).sqrt();
-    let sd = if sd > 1e-12 { sd } else { 1.0 };
+    (mean, if sd > 1e-12 { sd } else { 1.0 })
+}
+
+/// `scores` standardised over the items not in `seen`: `(s − mean) / sd` (sd 1 if constant).
+pub fn standardise(scores: ArrayView1<f32>, seen: &[u32]) -> Array1<f32> {
+    let (mean, sd) = spread(scores, seen);
     scores.mapv(|s| ((s as f64 - mean) / sd) as f32)
 }
 
@@ -102,8 +108,10 @@ pub fn combine(
 /// Every item's score for a user, as served: `user` is their ALS vector (from
 /// [`ItemModel::fold_in`] or [`ItemModel::solve`]) and `ratings` `(item index, rating)` what
 /// they rated. Without `ease` (a catalogue above [`DENSE_ITEM_LIMIT`]) the ALS scores as they
-/// are; with it, the blend at `als_weight`. Take the top with [`ItemModel::top_n`] excluding
-/// the rated items.
+/// are; with it, the blend at `als_weight` ([`combine`]) mapped back onto ALS's scale (its mean
+/// and standard deviation over the unrated items), so that a score reads the same whichever
+/// model served and a term added to it (the origin's genre term) keeps its weight; the order
+/// is the blend's. Take the top with [`ItemModel::top_n`] excluding the rated items.
 pub fn scores(
     model: &ItemModel,
     ease: Option<&Ease>,
@@ -112,13 +120,21 @@ pub fn scores(
     als_weight: f32,
 ) -> Array1<f32> {
     let als = model.scores(user);
-    match ease {
-        None => als,
-        Some(ease) => {
-            let seen: Vec<u32> = ratings.iter().map(|(i, _)| *i).collect();
-            combine(als.view(), ease.scores(ratings).view(), &seen, als_weight)
-        }
+    let Some(ease) = ease else {
+        return als;
+    };
+    let seen: Vec<u32> = ratings.iter().map(|(i, _)| *i).collect();
+    let ease_scores = ease.scores(ratings);
+    let (mean, sd) = spread(als.view(), &seen);
+    let (ease_mean, ease_sd) = spread(ease_scores.view(), &seen);
+    let w = als_weight as f64;
+    let mut blended = als;
+    for (score, ease) in blended.iter_mut().zip(&ease_scores) {
+        let z =
+            w * ((*score as f64 - mean) / sd) + (1.0 - w) * ((*ease as f64 - ease_mean) / ease_sd);
+        *score = (mean + sd * z) as f32;
     }
+    blended
 }
 
 #[cfg(test)]
@@ -162,7 +178,7 @@ mod tests {
     }
 
     #[test]
-    fn serving_scores_are_als_without_ease() {
+    fn serving_scores_are_als_without_ease_and_the_blend_on_als_scale_with_it() {
         let items = Array2::from_shape_fn((4, 2), |(i, k)| (i + k) as f32 / 4.0);
         let reg = Regularisation {
             lambda: 0.1,
@@ -183,6 +199,11 @@ mod tests {
             &seen,
             0.3,
         );
-        assert_eq!(blended, want);
+        // The blend, on ALS's scale: its mean and standard deviation over the unrated items.
+        let (mean, sd) = spread(model.scores(user.view()).view(), &seen);
+        for (got, z) in blended.iter().zip(&want) {
+            let expected = (mean + sd * *z as f64) as f32;
+            assert!((got - expected).abs() < 1e-5, "{got} vs {expected}");
+        }
     }
 }

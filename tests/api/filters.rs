@@ -5,7 +5,7 @@ use serde_json::Value;
 use shared::cache_key::Family;
 use shared::dto::Recommendations;
 use shared::params::{Strategy, UserId};
-use tests::{TestApp, cache_status};
+use tests::TestApp;
 
 const USER: i32 = 13;
 
@@ -17,19 +17,7 @@ async fn read(app: &TestApp, query: &str) -> (u16, String, String, Value) {
             &app.user_token(USER),
         )
         .await;
-    let status = response.status().as_u16();
-    let cache = cache_status(&response);
-    let etag = response
-        .headers()
-        .get("etag")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    (
-        status,
-        cache,
-        etag,
-        response.json().await.unwrap_or(Value::Null),
-    )
+    tests::read_json(response).await
 }
 
 fn ids(list: &Recommendations) -> Vec<i32> {

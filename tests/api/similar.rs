@@ -8,21 +8,9 @@ use shared::params::MovieId;
 use tests::edge::EdgeServer;
 use tests::{TestApp, cache_status};
 
-async fn similar(app: &TestApp, path: &str) -> (reqwest::StatusCode, String, String, Value) {
-    let response = app.get(path).await;
-    let status = response.status();
-    let cache = cache_status(&response);
-    let etag = response
-        .headers()
-        .get("etag")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    (
-        status,
-        cache,
-        etag,
-        response.json().await.unwrap_or(Value::Null),
-    )
+/// `path`'s status, `Cache-Status`, ETag and body.
+async fn similar(app: &TestApp, path: &str) -> (u16, String, String, Value) {
+    tests::read_json(app.get(path).await).await
 }
 
 /// How many of a movie's 10 nearest neighbours are Animation or Children's films, with the
@@ -178,14 +166,14 @@ async fn similar_refuses_what_it_cannot_answer() {
         ("/movies/99999/similar", 404, "movie_not_found"),
     ] {
         let (got, _, _, body) = similar(&app, path).await;
-        assert_eq!(got.as_u16(), status, "{path}: {body}");
+        assert_eq!(got, status, "{path}: {body}");
         assert_eq!(body["error"]["code"], code, "{path}: {body}");
     }
 
     // Without a model: 503, as the collaborative recommendations.
     app.state.model.clear();
     let (got, _, _, body) = similar(&app, "/movies/1/similar").await;
-    assert_eq!(got.as_u16(), 503, "{body}");
+    assert_eq!(got, 503, "{body}");
     assert_eq!(body["error"]["code"], "model_unavailable", "{body}");
 }
 

@@ -316,6 +316,16 @@ impl TestApp {
     }
 }
 
+/// What a test reads of a JSON response: its status, `Cache-Status`, ETag (empty without one)
+/// and body (`null` when it is not JSON).
+pub async fn read_json(response: reqwest::Response) -> (u16, String, String, serde_json::Value) {
+    let status = response.status().as_u16();
+    let cache = cache_status(&response);
+    let etag = header(&response, "etag").unwrap_or_default().to_owned();
+    let body = response.json().await.unwrap_or(serde_json::Value::Null);
+    (status, cache, etag, body)
+}
+
 /// The `Cache-Status` header of a response.
 pub fn cache_status(response: &reqwest::Response) -> String {
     response
