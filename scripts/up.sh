@@ -48,6 +48,12 @@ if [[ ! -f .dev.vars ]]; then
   # The local purge secret (git-ignored); on Cloudflare: wrangler secret put PURGE_SECRET.
   echo "PURGE_SECRET=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')" > .dev.vars
 fi
+# The edge verifies users' tokens itself with the origin's secret: this run's JWT_SECRET, or
+# the origin's development default when unset (origin/src/settings.rs, DEV_JWT_SECRET). On
+# Cloudflare: wrangler secret put JWT_SECRET.
+{ grep -v '^JWT_SECRET=' .dev.vars || true; echo "JWT_SECRET=${JWT_SECRET:-dev-only-secret-change-me}"; } > .dev.vars.new
+mv .dev.vars.new .dev.vars
+chmod 600 .dev.vars
 
 # Stops the process group a pid file names (the edge is started with setsid).
 stop_pid() {

@@ -1,12 +1,16 @@
 //! The edge: a Cloudflare Worker in front of the origin.
 //!
-//! Public, cacheable GETs (`/movies/{id}`, `/movies/popular`, `/genres`,
-//! `/genres/{genre}/top`) are served from the Workers Cache API with HTTP cache semantics;
-//! everything else (personal data, writes) is forwarded to the origin untouched. Every decision
+//! Public, cacheable GETs (`/movies/{id}`, `/movies/popular`, `/movies/{id}/similar`,
+//! `/genres`, `/genres/{genre}/top`) are served from the Workers Cache API with HTTP cache
+//! semantics; so are a user's own reads (recommendations, profile), once the edge has verified
+//! the user's token, under a key bound to that user and their generation ([`personal`]).
+//! Everything else is forwarded to the origin untouched. Every decision
 //! (which key, fresh or stale, storable or not, 304 or not) is made by pure functions of
 //! `shared`, unit tested natively; this crate is only the glue to the Workers runtime:
 //!
 //! - [`serve`]: the cached routes: hit, stale-while-revalidate, stale-if-error, miss;
+//! - [`personal`]: a user's requests: the token checked here, reads kept per user and
+//!   generation, ratings moving the generation on;
 //! - [`store`]: the Cache API, with the metadata the Cache API itself would not keep;
 //! - [`origin`]: requests to the origin, with a deadline, to the instance `shared::origins`
 //!   ranks first for the request and, for reads, on to the next when one cannot be reached;
@@ -29,7 +33,8 @@
 //!
 //! Configuration comes from the worker's environment: `ORIGIN_URL` (one origin URL, or several
 //! instances separated by commas), `ORIGIN_TIMEOUT_MS` and `CORS_ALLOWED_ORIGINS` (`[vars]` in
-//! `wrangler.toml`) and the secret `PURGE_SECRET` (for `/__edge/purge` and `/__edge/stats`).
+//! `wrangler.toml`) and the secrets `PURGE_SECRET` (for `/__edge/purge` and `/__edge/stats`)
+//! and `JWT_SECRET` (the origin's token secret; without it, personal requests pass through).
 //!
 //! With several origin instances, each request goes to the one `shared::origins` ranks first
 //! for it: by user id for `/users/{id}/...` (a user's requests reach one instance and its
@@ -38,9 +43,11 @@
 //! one, each at most once; a POST is never sent twice (a rating must not be written twice).
 
 mod cors;
+mod jwt_crypto;
 mod marks;
 mod operator;
 mod origin;
+mod personal;
 mod purge;
 mod reply;
 mod request_id;
@@ -128,12 +135,20 @@ async fn route(req: Request, env: &Env, ctx: Context, request_id: &str) -> Resul
         return stats::handle(&req, env);
     }
     let config = Config::from_env(env)?;
+    if let Some(path) = shared::personal::PersonalPath::parse(url.path())
+        && let Some(verifier) = personal::verifier(env)
+    {
+        return personal::handle(req, path, &verifier, config, ctx, env, request_id).await;
+    }
     if req.method() != Method::Get {
         stats::record_pass();
         return origin::pass_through(req, &config, Forward::Method, request_id).await;
     }
     match EdgeRoute::parse(url.path(), url.query()) {
-        Ok(route) => serve::cached(req, route, config, ctx, env, request_id.to_owned()).await,
+        Ok(route) => {
+            let target = serve::Target::public(&req, &route)?;
+            serve::cached(req, target, config, ctx, env, request_id.to_owned()).await
+        }
         // Invalid ids and limits: the origin's answer, without asking it.
         Err(EdgeReject::Invalid(err)) => reply::error(400, err.code(), &err.to_string()),
         Err(EdgeReject::NotCacheable) => {

@@ -121,18 +121,23 @@ async fn exchange(
     Err(failure)
 }
 
-/// `GET {origin}{path_and_query}` for the cache, carrying the client's request's id; with
-/// `if_none_match`, a conditional request (revalidation). `path_and_query` is the edge's
-/// normalised cache key, which also picks the origin.
+/// `GET {origin}{path_and_query}` for the cache, carrying the client's request's id (and, for
+/// a personal read, the client's `Authorization`); with `if_none_match`, a conditional request
+/// (revalidation). `path_and_query` is the edge's normalised path and query, which also picks
+/// the origin.
 pub async fn get(
     config: &Config,
     path_and_query: &str,
     if_none_match: Option<&str>,
+    authorization: Option<&str>,
     request_id: &str,
 ) -> std::result::Result<Served, Failure> {
     let headers = Headers::new();
     let _ = headers.set("accept", "application/json");
     let _ = headers.set(shared::request_id::HEADER, request_id);
+    if let Some(authorization) = authorization {
+        let _ = headers.set("authorization", authorization);
+    }
     if let Some(etag) = if_none_match {
         let _ = headers.set("if-none-match", etag);
     }
@@ -155,11 +160,24 @@ pub async fn get(
 /// `Cache-Status` member appended. Never stored. Personal requests go to the user's origin
 /// instance; only GET and HEAD fail over to the next.
 pub async fn pass_through(
-    mut req: Request,
+    req: Request,
     config: &Config,
     fwd: Forward,
     request_id: &str,
 ) -> Result<Response> {
+    match forward(req, config, request_id).await? {
+        Ok(served) => passed(served, fwd),
+        Err(failure) => failure.respond(),
+    }
+}
+
+/// Sends a request on as it is (see [`pass_through`]): the origin's answer, buffered, or why
+/// there was none.
+pub async fn forward(
+    mut req: Request,
+    config: &Config,
+    request_id: &str,
+) -> Result<std::result::Result<Served, Failure>> {
     let url = req.url()?;
     let path_and_query = match url.query() {
         Some(query) => format!("{}?{query}", url.path()),
@@ -186,26 +204,27 @@ pub async fn pass_through(
             ));
         }
     }
-    match exchange(config, &affinity, &path_and_query, &init, failover).await {
-        Ok(served) => {
-            let status = served.status;
-            let headers = Headers::new();
-            for (name, value) in &served.headers {
-                if name != "cache-status" && name != "content-length" {
-                    headers.append(name, value)?;
-                }
-            }
-            headers.set(
-                "cache-status",
-                &CacheStatus::bypass(CACHE_NAME, fwd).append_to(served.header("cache-status")),
-            )?;
-            let response = if served.body.is_empty() {
-                Response::empty()?
-            } else {
-                Response::from_bytes(served.body)?
-            };
-            Ok(response.with_status(status).with_headers(headers))
+    Ok(exchange(config, &affinity, &path_and_query, &init, failover).await)
+}
+
+/// The client's response to a request passed through: the origin's answer without the fields
+/// meant for the edge, with the edge's `Cache-Status` member appended.
+pub fn passed(served: Served, fwd: Forward) -> Result<Response> {
+    let status = served.status;
+    let headers = Headers::new();
+    for (name, value) in &served.headers {
+        if name != "cache-status" && name != "content-length" && !reply::internal(name) {
+            headers.append(name, value)?;
         }
-        Err(failure) => failure.respond(),
     }
+    headers.set(
+        "cache-status",
+        &CacheStatus::bypass(CACHE_NAME, fwd).append_to(served.header("cache-status")),
+    )?;
+    let response = if served.body.is_empty() {
+        Response::empty()?
+    } else {
+        Response::from_bytes(served.body)?
+    };
+    Ok(response.with_status(status).with_headers(headers))
 }

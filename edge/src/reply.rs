@@ -19,6 +19,22 @@ pub fn error(status: u16, code: &str, message: &str) -> Result<Response> {
         .with_headers(headers))
 }
 
+/// 401 for a request whose token the edge refuses, as the origin answers it
+/// (`WWW-Authenticate: Bearer`, RFC 6750 3), without asking the origin.
+pub fn unauthorized(message: &str) -> Result<Response> {
+    let mut response = error(401, "unauthorized", message)?;
+    response.headers_mut().set("www-authenticate", "Bearer")?;
+    Ok(response)
+}
+
+/// Whether a response field (lower-case) is between the origin and the edge only: the tags,
+/// the edge's targeted cache directives, the user's generation. Never passed to a client.
+pub fn internal(name: &str) -> bool {
+    name == shared::purge_marks::TAGS_HEADER
+        || name == shared::cache_control::EDGE_FIELD
+        || name == shared::personal::GENERATION_HEADER
+}
+
 /// 502 when the origin refused or failed, 504 when it did not answer in time.
 pub fn origin_failed(timed_out: bool, detail: &str) -> Result<Response> {
     if timed_out {
@@ -73,7 +89,7 @@ impl Served {
             if lower == "cache-status"
                 || lower == "age"
                 || lower == "content-length"
-                || lower == shared::purge_marks::TAGS_HEADER
+                || internal(&lower)
             {
                 continue;
             }

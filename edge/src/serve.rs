@@ -1,4 +1,5 @@
-//! The cached routes. With a stored copy: fresh → served with `Age`; stale within
+//! The cached routes, public and personal ([`Target`] says which key, what to fetch, with
+//! which token). With a stored copy: fresh → served with `Age`; stale within
 //! `stale-while-revalidate` → served at once and revalidated in the background; otherwise
 //! revalidated with a conditional request first (a 304 refreshes the stored copy; an error
 //! within `stale-if-error` serves the stale copy). Without one: forwarded, stored when
@@ -75,35 +76,68 @@ fn now() -> u64 {
     now_ms() / 1000
 }
 
+/// One cacheable request: where its copy is kept, and how it is fetched.
+pub struct Target {
+    /// The Cache API key (a URL).
+    pub key: String,
+    /// The normalised path and query fetched from the origin.
+    pub fetch: String,
+    /// The route's name, for the counters.
+    pub route: &'static str,
+    /// The client's `Authorization`, sent with every fetch (personal reads; `None` for public
+    /// ones, which never send it).
+    pub authorization: Option<String>,
+    /// Whether purge marks apply (public entries, which carry tags); a personal entry is
+    /// bound to its user's generation instead.
+    pub purgeable: bool,
+    /// The least time the Cache API keeps a stored copy, in seconds: past its freshness, so it
+    /// can be revalidated rather than fetched again.
+    pub keep_secs: u64,
+}
+
+impl Target {
+    /// A public route: its normalised key, no token, purge marks, kept as long as its
+    /// directives allow it to be served.
+    pub fn public(req: &Request, route: &EdgeRoute) -> Result<Target> {
+        Ok(Target {
+            key: store::key_url(&req.url()?, &route.key),
+            fetch: route.key.clone(),
+            route: route.kind.as_str(),
+            authorization: None,
+            purgeable: true,
+            keep_secs: 0,
+        })
+    }
+}
+
 /// Serves a cacheable GET.
 pub async fn cached(
     req: Request,
-    route: EdgeRoute,
+    target: Target,
     config: Config,
     ctx: Context,
     env: &Env,
     request_id: String,
 ) -> Result<Response> {
-    let key = store::key_url(&req.url()?, &route.key);
     let if_none_match = req.headers().get("if-none-match")?;
     let inm = if_none_match.as_deref();
-    let route_name = route.kind.as_str();
+    let route_name = target.route;
     // A stored copy purged (anywhere) since it was fetched is no copy; a soft-purged one is
     // revalidated before it is served.
-    let stored = match store::get(&key).await? {
-        Some(stored) => {
-            let marks = crate::marks::of(env, &stored.tags_with_path(&route.key)).await;
+    let stored = match store::get(&target.key).await? {
+        Some(stored) if target.purgeable => {
+            let marks = crate::marks::of(env, &stored.tags_with_path(&target.fetch)).await;
             match verdict(stored.fetched_at_ms, marks) {
                 Verdict::Valid => Some((stored, false)),
                 Verdict::Stale => Some((stored, true)),
                 Verdict::Purged => None,
             }
         }
+        Some(stored) => Some((stored, false)),
         None => None,
     };
     let Some((stored, soft_purged)) = stored else {
-        let (outcome, response) =
-            miss(&config, &key, &route.key, inm, &request_id, route_name).await;
+        let (outcome, response) = miss(&config, &target, inm, &request_id).await;
         crate::stats::record(route_name, outcome);
         return response;
     };
@@ -124,10 +158,9 @@ pub async fn cached(
         }
         Freshness::StaleWhileRevalidate { age, ttl } => {
             crate::stats::record(route_name, EdgeOutcome::Stale);
-            let (background_key, path) = (key.clone(), route.key.clone());
             let background = stored.clone();
             ctx.wait_until(async move {
-                let _ = revalidate(&config, &background_key, &path, background, &request_id).await;
+                let _ = revalidate(&config, &target, background, &request_id).await;
             });
             let status = CacheStatus {
                 detail: Some("stale-while-revalidate"),
@@ -136,7 +169,7 @@ pub async fn cached(
             stored.served.respond(status, Some(age), inm)
         }
         Freshness::StaleIfErrorOnly { .. } | Freshness::Expired { .. } => {
-            match revalidate(&config, &key, &route.key, stored, &request_id).await? {
+            match revalidate(&config, &target, stored, &request_id).await? {
                 Outcome::Served(served, status, age, outcome) => {
                     crate::stats::record(route_name, outcome);
                     served.respond(status, age, inm)
@@ -150,17 +183,16 @@ pub async fn cached(
     }
 }
 
-/// No stored copy: ask the origin (or join the fetch another request started for `key`),
-/// store what may be stored. Says whether the origin answered ([`EdgeOutcome::Miss`]) or not
-/// ([`EdgeOutcome::Error`]); `route` names the route for the counters.
+/// No stored copy: ask the origin (or join the fetch another request started for the same
+/// key), store what may be stored. Says whether the origin answered ([`EdgeOutcome::Miss`])
+/// or not ([`EdgeOutcome::Error`]).
 async fn miss(
     config: &Config,
-    key: &str,
-    path: &str,
+    target: &Target,
     inm: Option<&str>,
     request_id: &str,
-    route: &'static str,
 ) -> (EdgeOutcome, Result<Response>) {
+    let key = target.key.as_str();
     let role = IN_FLIGHT.with(|in_flight| {
         let mut in_flight = in_flight.borrow_mut();
         match in_flight.get_mut(key) {
@@ -177,7 +209,7 @@ async fn miss(
     });
     let (fetched, collapsed) = match role {
         Role::Lead(leading) => {
-            let fetched = fetch_and_store(config, key, path, request_id).await;
+            let fetched = fetch_and_store(config, target, request_id).await;
             let waiting = IN_FLIGHT.with(|in_flight| in_flight.borrow_mut().remove(key));
             drop(leading);
             for sender in waiting.unwrap_or_default() {
@@ -186,11 +218,11 @@ async fn miss(
             (fetched, false)
         }
         Role::Follow(receiver) => {
-            crate::stats::record_collapsed(route);
+            crate::stats::record_collapsed(target.route);
             match wait_for_leader(receiver, config.origin_timeout_ms + FOLLOWER_GRACE_MS).await {
                 Some(fetched) => (fetched, true),
                 // The leader was cancelled, or took longer than any fetch may: fetch on our own.
-                None => (fetch_and_store(config, key, path, request_id).await, false),
+                None => (fetch_and_store(config, target, request_id).await, false),
             }
         }
     };
@@ -227,32 +259,52 @@ async fn wait_for_leader(
 }
 
 /// The fetch of a miss: the origin's answer, buffered, and stored when allowed.
-async fn fetch_and_store(config: &Config, key: &str, path: &str, request_id: &str) -> Fetched {
+async fn fetch_and_store(config: &Config, target: &Target, request_id: &str) -> Fetched {
     let started = now_ms();
-    let served = origin::get(config, path, None, request_id).await?;
-    let stored = store_if_allowed(key, &served, started).await;
+    let served = fetch(config, target, None, request_id).await?;
+    let stored = store_if_allowed(target, &served, started).await;
     Ok((served, stored))
 }
 
+/// `target`'s fetch from the origin, with the client's token when it has one; conditional
+/// with `etag`.
+async fn fetch(
+    config: &Config,
+    target: &Target,
+    etag: Option<&str>,
+    request_id: &str,
+) -> std::result::Result<Served, Failure> {
+    let authorization = target.authorization.as_deref();
+    origin::get(config, &target.fetch, etag, authorization, request_id).await
+}
+
 /// Stores `served` (fetched by a request that started at `fetched_at_ms`) if RFC 9111 and our
-/// policy allow; the refusal reason otherwise.
+/// policy allow, reading the edge's targeted field over `Cache-Control` (RFC 9213); the
+/// refusal reason otherwise.
 async fn store_if_allowed(
-    key: &str,
+    target: &Target,
     served: &Served,
     fetched_at_ms: u64,
 ) -> std::result::Result<(), &'static str> {
-    let directives = CacheDirectives::parse(served.header("cache-control").unwrap_or_default());
+    let directives = CacheDirectives::parse(store::policy(served));
     may_store(
         "GET",
         served.status,
         &directives,
         served.header("set-cookie").is_some(),
-        false,
+        target.authorization.is_some(),
     )
     .map_err(|reason| reason.as_str())?;
-    store::put(key, served, now(), served.header("age"), fetched_at_ms)
-        .await
-        .map_err(|_| "cache-put-failed")
+    store::put(
+        &target.key,
+        served,
+        now(),
+        served.header("age"),
+        fetched_at_ms,
+        target.keep_secs,
+    )
+    .await
+    .map_err(|_| "cache-put-failed")
 }
 
 enum Outcome {
@@ -266,14 +318,14 @@ enum Outcome {
 /// Revalidates `stored` with a conditional request and decides what to serve.
 async fn revalidate(
     config: &Config,
-    key: &str,
-    path: &str,
+    target: &Target,
     stored: Stored,
     request_id: &str,
 ) -> Result<Outcome> {
+    let key = target.key.as_str();
     let etag = stored.served.header("etag").map(str::to_owned);
     let started = now_ms();
-    let answer = origin::get(config, path, etag.as_deref(), request_id).await;
+    let answer = fetch(config, target, etag.as_deref(), request_id).await;
     let now = now();
     let decision = match &answer {
         Ok(fresh) => after_revalidation(OriginAnswer::Status(fresh.status), &stored.meta, now),
@@ -302,9 +354,16 @@ async fn revalidate(
                 headers,
                 body: stored.served.body,
             };
-            let saved = store::put(key, &refreshed, now, not_modified.header("age"), started)
-                .await
-                .is_ok();
+            let saved = store::put(
+                key,
+                &refreshed,
+                now,
+                not_modified.header("age"),
+                started,
+                target.keep_secs,
+            )
+            .await
+            .is_ok();
             Outcome::Served(
                 refreshed,
                 CacheStatus {
@@ -316,7 +375,7 @@ async fn revalidate(
             )
         }
         (Revalidated::UseNew, Ok(fresh)) => {
-            let saved = store_if_allowed(key, &fresh, started).await;
+            let saved = store_if_allowed(target, &fresh, started).await;
             if saved.is_err() {
                 // The origin no longer serves what is stored: do not keep serving it.
                 let _ = store::delete(key).await;

@@ -6,6 +6,11 @@
 //! internal header fields: when it was stored, its `Age` then, and the origin's own
 //! `Cache-Control`. They are removed again before anything reaches a client.
 //!
+//! A response with the edge's targeted field (`shared::cache_control::EDGE_FIELD`, RFC 9213)
+//! is kept by that field's directives rather than its `Cache-Control` ([`policy`]); both are
+//! kept, as received, for the revalidations to come, and neither field of the edge's own
+//! reaches a client (`reply`).
+//!
 //! An entry also keeps its tags (the origin's `x-cache-tags`, removed from what is served) and
 //! when the fetch that got it started, which `shared::purge_marks` judges it by.
 //!
@@ -23,6 +28,16 @@ const AGE_AT_STORE: &str = "x-edge-age-at-store";
 const ORIGIN_CACHE_CONTROL: &str = "x-edge-cache-control";
 const TAGS: &str = "x-edge-tags";
 const FETCHED_AT_MS: &str = "x-edge-fetched-at-ms";
+const TARGETED: &str = "x-edge-targeted-cache-control";
+
+/// The directives the edge keeps `served` by: its targeted field if it has one, else its
+/// `Cache-Control` (`shared::directives::for_edge`).
+pub fn policy(served: &Served) -> &str {
+    shared::directives::for_edge(
+        served.header("cache-control"),
+        served.header(shared::cache_control::EDGE_FIELD),
+    )
+}
 
 /// A stored response and its metadata.
 #[derive(Debug, Clone)]
@@ -71,6 +86,7 @@ pub async fn get(key: &str) -> Result<Option<Stored>> {
     let mut origin_cache_control = None;
     let mut tags = Vec::new();
     let mut fetched_at_ms = None;
+    let mut targeted = None;
     let mut headers = Vec::new();
     for (name, value) in response.headers().entries() {
         match name.as_str() {
@@ -79,6 +95,7 @@ pub async fn get(key: &str) -> Result<Option<Stored>> {
             ORIGIN_CACHE_CONTROL => origin_cache_control = Some(value),
             TAGS => tags = shared::purge_marks::parse_tags(&value),
             FETCHED_AT_MS => fetched_at_ms = value.parse::<u64>().ok(),
+            TARGETED => targeted = Some(value),
             // `x-request-id`: entries stored before it was dropped on storing.
             "cache-control"
             | "age"
@@ -93,6 +110,13 @@ pub async fn get(key: &str) -> Result<Option<Stored>> {
         return Ok(None);
     };
     headers.push(("cache-control".to_owned(), cache_control.clone()));
+    if let Some(targeted) = &targeted {
+        headers.push((
+            shared::cache_control::EDGE_FIELD.to_owned(),
+            targeted.clone(),
+        ));
+    }
+    let policy = shared::directives::for_edge(Some(&cache_control), targeted.as_deref());
     let body = response.bytes().await?;
     Ok(Some(Stored {
         served: Served {
@@ -100,26 +124,29 @@ pub async fn get(key: &str) -> Result<Option<Stored>> {
             headers,
             body,
         },
-        meta: StoredResponse::new(stored_at, age_at_store.as_deref(), Some(&cache_control)),
+        meta: StoredResponse::new(stored_at, age_at_store.as_deref(), Some(policy)),
         tags,
         fetched_at_ms: fetched_at_ms.unwrap_or(stored_at * 1000),
     }))
 }
 
 /// Stores `served` (received at `stored_at` with `Age: age`, by a fetch that started at
-/// `fetched_at_ms`) under `key`, with the tags of its `x-cache-tags`.
+/// `fetched_at_ms`) under `key`, with the tags of its `x-cache-tags`, for as long as its
+/// directives allow it to be served, and at least `keep_secs`.
 pub async fn put(
     key: &str,
     served: &Served,
     stored_at: u64,
     age: Option<&str>,
     fetched_at_ms: u64,
+    keep_secs: u64,
 ) -> Result<()> {
     let cache_control = served
         .header("cache-control")
         .unwrap_or_default()
         .to_owned();
-    let directives = CacheDirectives::parse(&cache_control);
+    let targeted = served.header(shared::cache_control::EDGE_FIELD);
+    let directives = CacheDirectives::parse(policy(served));
     let lifetime = directives.freshness_lifetime_shared().unwrap_or(0) as u64;
     let windows = directives
         .stale_while_revalidate_secs()
@@ -136,6 +163,8 @@ pub async fn put(
                 | "connection"
                 | shared::request_id::HEADER
                 | shared::purge_marks::TAGS_HEADER
+                | shared::cache_control::EDGE_FIELD
+                | shared::personal::GENERATION_HEADER
         ) || shared::cors::per_requester(&lower)
         {
             continue;
@@ -151,12 +180,18 @@ pub async fn put(
     }
     headers.set(
         "cache-control",
-        &format!("public, max-age={}", (lifetime + windows).max(1)),
+        &format!(
+            "public, max-age={}",
+            (lifetime + windows).max(keep_secs).max(1)
+        ),
     )?;
     headers.set(STORED_AT, &stored_at.to_string())?;
     headers.set(AGE_AT_STORE, age.unwrap_or("0"))?;
     headers.set(ORIGIN_CACHE_CONTROL, &cache_control)?;
     headers.set(FETCHED_AT_MS, &fetched_at_ms.to_string())?;
+    if let Some(targeted) = targeted {
+        headers.set(TARGETED, targeted)?;
+    }
     if let Some(tags) = served.header(shared::purge_marks::TAGS_HEADER) {
         headers.set(TAGS, &shared::purge_marks::parse_tags(tags).join(" "))?;
     }

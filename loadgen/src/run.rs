@@ -142,7 +142,7 @@ async fn discover(client: &reqwest::Client, config: &Config) -> Result<Catalogue
 /// Asks the origin to warm its caches (admin token), as an operator would after a deploy.
 pub async fn warm(config: &Config) -> Result<(), LoadError> {
     let token = Tokens::new(&config.jwt_secret)
-        .mint(Caller::Admin, Duration::from_secs(600))
+        .and_then(|tokens| tokens.mint(Caller::Admin, Duration::from_secs(600)))
         .map_err(|e| LoadError::Token(e.to_string()))?;
     let url = config
         .target
@@ -335,7 +335,7 @@ async fn execute(
         .tcp_nodelay(true)
         .build()?;
     let catalogue = discover(&client, config).await?;
-    let minter = Tokens::new(&config.jwt_secret);
+    let minter = Tokens::new(&config.jwt_secret).map_err(|e| LoadError::Token(e.to_string()))?;
     let lifetime = config.warmup + config.duration + Duration::from_secs(3600);
     let tokens = (1..=config.users.max(0))
         .map(|user| {

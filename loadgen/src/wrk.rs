@@ -28,7 +28,7 @@ pub async fn script(config: &Config, count: usize) -> Result<String, LoadError> 
     );
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x77726b);
     let requests: Vec<Request> = (0..count.max(1)).map(|_| pattern.next(&mut rng)).collect();
-    let minter = Tokens::new(&config.jwt_secret);
+    let minter = Tokens::new(&config.jwt_secret).map_err(|e| LoadError::Token(e.to_string()))?;
     let mut tokens = BTreeMap::new();
     for user in requests.iter().filter_map(Request::user) {
         if let std::collections::btree_map::Entry::Vacant(slot) = tokens.entry(user) {

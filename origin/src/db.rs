@@ -38,6 +38,8 @@ pub struct RateOutcome {
     pub replaced: bool,
     /// The movie's rating count after the write.
     pub movie_rating_count: i64,
+    /// The user's rating version after the write (one more for each of their ratings).
+    pub rating_version: i64,
 }
 
 /// A user's activity, as far as caching and recommending need it.
@@ -599,6 +601,7 @@ impl Db {
         Ok(RateOutcome {
             replaced: old.is_some(),
             movie_rating_count: movie_count as i64,
+            rating_version: version,
         })
         })
         .await

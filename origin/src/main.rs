@@ -310,7 +310,7 @@ async fn main() -> anyhow::Result<()> {
                 Caller::User(UserId::parse(&raw).map_err(|e| anyhow::anyhow!(e))?)
             };
             let token =
-                Tokens::new(&jwt_secret).mint(caller, Duration::from_secs(days * 86_400))?;
+                Tokens::new(&jwt_secret)?.mint(caller, Duration::from_secs(days * 86_400))?;
             println!("{token}");
         }
     }

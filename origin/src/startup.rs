@@ -129,7 +129,7 @@ impl Application {
         let state = AppState {
             db,
             cache,
-            tokens: Tokens::new(&settings.jwt_secret),
+            tokens: Tokens::new(&settings.jwt_secret)?,
             metrics,
             power_threshold: Arc::new(AtomicI64::new(0)),
             model: Arc::default(),

@@ -23,5 +23,17 @@ pub const SIMILAR: &str =
     "public, max-age=600, s-maxage=3600, stale-while-revalidate=600, stale-if-error=86400";
 /// Profiles and recommendations: only the user's browser may keep them, and must revalidate.
 pub const PRIVATE: &str = "private, no-cache";
+/// The targeted cache-control field (RFC 9213) this product's edge reads, and no other cache:
+/// when a response has it, the edge follows it instead of `Cache-Control` (RFC 9213 2.2), and
+/// removes it before the response goes on. A CDN in front of the origin, which would key by
+/// URL alone, never reads it, so `private` keeps personal responses out of it.
+pub const EDGE_FIELD: &str = "movierec-edge-cache-control";
+/// [`EDGE_FIELD`] on profiles and recommendations: the edge, which keys them by the verified
+/// user and that user's generation (`crate::personal`), may keep them five seconds, then must
+/// revalidate (a 304 when nothing changed). Five seconds is how long a client at another
+/// location may read the recommendations from before a rating; `must-revalidate` also keeps
+/// it from serving them stale when the origin fails (RFC 9111 5.2.2.2), and lets a response to
+/// a request with `Authorization` be stored at all (RFC 9111 3.5).
+pub const EDGE_PERSONAL: &str = "max-age=5, must-revalidate";
 /// Writes, errors, health, metrics and admin endpoints.
 pub const NO_STORE: &str = "no-store";

@@ -162,6 +162,18 @@ impl CacheDirectives {
     }
 }
 
+/// The cache directives this product's edge follows for a response: its targeted field
+/// ([`crate::cache_control::EDGE_FIELD`]) when it has one with any content, else its
+/// `Cache-Control`. RFC 9213 2.2: a cache that implements a targeted field and finds it in a
+/// response uses it and ignores `Cache-Control` (and `Expires`); without one, it behaves as
+/// `Cache-Control` says.
+pub fn for_edge<'a>(cache_control: Option<&'a str>, targeted: Option<&'a str>) -> &'a str {
+    match targeted.map(str::trim) {
+        Some(targeted) if !targeted.is_empty() => targeted,
+        _ => cache_control.unwrap_or_default(),
+    }
+}
+
 /// Parses `delta-seconds = 1*DIGIT` (RFC 9111 1.2.2), saturating at [`DELTA_SECONDS_MAX`].
 ///
 /// Also used for the `Age` header. `None` for anything but ASCII digits (no sign, no space,

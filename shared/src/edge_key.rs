@@ -165,7 +165,7 @@ fn limit_or(query: Option<&str>, default: Limit) -> Result<Limit, ParamError> {
 }
 
 /// The value of the last `name` parameter of a form-encoded query, decoded.
-fn query_param(query: &str, name: &str) -> Option<String> {
+pub(crate) fn query_param(query: &str, name: &str) -> Option<String> {
     query
         .split('&')
         .filter(|pair| !pair.is_empty())
@@ -183,7 +183,7 @@ fn form_decode(raw: &str) -> String {
 }
 
 /// A path segment percent-decoded; `None` if the result is not UTF-8.
-fn decode_segment(raw: &str) -> Option<String> {
+pub(crate) fn decode_segment(raw: &str) -> Option<String> {
     if raw.is_empty() {
         // Nothing the edge could cache: the origin answers `/movies/` with 404 (no route)
         // and `/genres//top` with 404 `genre_not_found`. Leave both to it.
@@ -223,7 +223,7 @@ fn hex(byte: u8) -> Option<u8> {
 
 /// Percent-encodes every byte but the unreserved characters (RFC 3986 2.3: ALPHA, DIGIT,
 /// `-`, `.`, `_`, `~`), so the key is one canonical spelling of the segment.
-fn encode_segment(segment: &str) -> String {
+pub(crate) fn encode_segment(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
     for byte in segment.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {

@@ -13,9 +13,11 @@
 //! - [`cache_status`]: `Cache-Status` (RFC 9211) entries.
 //! - [`cors`]: which origins browsers may call the API from, and the CORS headers.
 //! - [`request_id`]: which `x-request-id` values are kept, and the form of fresh ones.
+//! - [`token`]: the bearer tokens (HS256 JWTs), verified alike by the origin and the edge.
 //!
 //! The edge's HTTP-cache policy (RFC 9111, RFC 5861), which the worker only calls:
 //! - [`edge_key`]: which requests the edge caches, and their normalised keys.
+//! - [`personal`]: a user's own reads at the edge, keyed by the verified user and generation.
 //! - [`purge_marks`]: global purge by tag: when each tag was purged, and what that makes of a
 //!   stored entry.
 //! - [`edge_stats`]: the edge's counters per route (hits, stale, misses...), for the dashboard.
@@ -38,9 +40,11 @@ pub mod etag;
 pub mod freshness;
 pub mod origins;
 pub mod params;
+pub mod personal;
 pub mod purge;
 pub mod purge_marks;
 pub mod request_id;
 pub mod revalidation;
 pub mod storable;
+pub mod token;
 pub mod ttl;

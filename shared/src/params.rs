@@ -167,6 +167,15 @@ impl Exclude {
             .map(Exclude)
     }
 
+    /// The excluded ids, ascending, each once: the set the origin applies, whatever the order
+    /// or repetitions it was given in.
+    pub fn sorted(&self) -> Vec<i32> {
+        let mut ids: Vec<i32> = self.0.iter().map(|m| m.0).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
     /// Whether `movie` is excluded.
     pub fn contains(&self, movie: i32) -> bool {
         self.0.iter().any(|m| m.0 == movie)

@@ -100,6 +100,7 @@ async fn missing_or_bad_tokens_are_401_and_wrong_users_403() {
     .await;
     let foreign =
         origin::auth::Tokens::new(&secrecy::SecretString::from("another-secret".to_owned()))
+            .unwrap()
             .mint(
                 origin::auth::Caller::User(shared::params::UserId(1)),
                 std::time::Duration::from_secs(60),
@@ -359,7 +360,7 @@ fn sign(algorithm: jsonwebtoken::Algorithm, secret: &str, claims: Value) -> Stri
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(algorithm),
         &claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()).unwrap(),
     )
     .expect("sign token")
 }

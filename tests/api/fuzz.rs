@@ -77,6 +77,7 @@ impl Tokens<'_> {
     fn new(app: &TestApp) -> Tokens<'_> {
         let foreign =
             origin::auth::Tokens::new(&secrecy::SecretString::from("another-secret".to_owned()))
+                .unwrap()
                 .mint(
                     origin::auth::Caller::User(shared::params::UserId(1)),
                     std::time::Duration::from_secs(600),

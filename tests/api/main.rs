@@ -12,6 +12,7 @@ mod edge;
 mod edge_cors;
 mod edge_distance;
 mod edge_instances;
+mod edge_personal;
 mod errors;
 mod faults;
 mod filters;

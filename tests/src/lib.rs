@@ -184,6 +184,13 @@ impl TestApp {
             .expect("token")
     }
 
+    /// The secret this origin signs tokens with: the `JWT_SECRET` of an edge that verifies
+    /// them itself (`edge/src/personal.rs`).
+    pub fn jwt_secret(&self) -> String {
+        use secrecy::ExposeSecret;
+        self.state.settings.jwt_secret.expose_secret().to_owned()
+    }
+
     /// An admin's bearer token.
     pub fn admin_token(&self) -> String {
         self.state

@@ -53,12 +53,12 @@ async fn profile(
     let user = UserId::parse(&id)?;
     caller.ensure_can_access(user)?;
     let served = reads::profile(&state, user).await?;
-    Ok(conditional(
+    Ok(personal(conditional(
         &headers,
         served.whole(),
         cache_control::PRIVATE,
         &served.status,
-    ))
+    )))
 }
 
 /// A user's recommendations
@@ -112,20 +112,31 @@ async fn recommendations(
     if filter.is_active() {
         let (rendered, status) =
             reads::filtered_recommendations(&state, user, n, strategy, &filter).await?;
-        return Ok(conditional(
+        return Ok(personal(conditional(
             &headers,
             rendered,
             cache_control::PRIVATE,
             &status,
-        ));
+        )));
     }
     let served = reads::recommendations(&state, user, n, strategy).await?;
-    Ok(conditional(
+    Ok(personal(conditional(
         &headers,
         served.whole(),
         cache_control::PRIVATE,
         &served.status,
-    ))
+    )))
+}
+
+/// A personal read's response with the edge's own directives (RFC 9213 targeted field): the
+/// edge may keep it per user and generation for a few seconds (`shared::personal`); every
+/// other cache reads only `private, no-cache`.
+fn personal(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        cache_control::EDGE_FIELD,
+        axum::http::HeaderValue::from_static(cache_control::EDGE_PERSONAL),
+    );
+    response
 }
 
 /// Rate a movie
@@ -194,7 +205,16 @@ async fn rate(
     } else {
         StatusCode::CREATED
     };
-    Ok((status, Json(receipt)).into_response())
+    // The user's new generation, which the edge keys this user's reads on from now.
+    Ok((
+        status,
+        [(
+            shared::personal::GENERATION_HEADER,
+            outcome.rating_version.to_string(),
+        )],
+        Json(receipt),
+    )
+        .into_response())
 }
 
 /// A milestone: the popular list, every genre list the movie is in, and its metadata; here and
