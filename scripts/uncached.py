@@ -11,7 +11,9 @@ CACHE_NAMESPACE), for COUNT random users and movies, each asked once:
   similar          GET /movies/{id}/similar
 
 and prints P50/P95/P99 of each, counting only answers that were computed (`Cache-Status`
-`fwd=...`), not served from the cache (start the origin on a fresh CACHE_NAMESPACE; users
+`fwd=...`), not served from the cache, and for the recommendations the mean of each part of
+the computation from the origin's `recommend_part_seconds` histogram (read, solve, score,
+select, render; the rest is HTTP, the cache's lookups and stores, and the loopback) (start the origin on a fresh CACHE_NAMESPACE; users
 warming already computed are skipped). Python's standard library only; one keep-alive
 connection, so the figures are the server's plus a loopback round trip.
 
@@ -73,12 +75,35 @@ def main():
     def computed(status):
         return "fwd=" in status.split(",")[0]
 
+    def parts():
+        """The origin's recommend_part_seconds sums and counts, by part."""
+        _, _, data = request("GET", "/metrics")
+        totals = {}
+        for line in data.decode().splitlines():
+            for suffix in ("_sum", "_count"):
+                prefix = f"recommend_part_seconds{suffix}{{"
+                if line.startswith(prefix):
+                    labels, value = line[len(prefix):].rsplit("} ", 1)
+                    part = labels.split('part="', 1)[1].split('"', 1)[0]
+                    totals[(part, suffix)] = totals.get((part, suffix), 0.0) + float(value)
+        return totals
+
+    def report_parts(before, after):
+        names = ("read", "solve", "score", "select", "render")
+        means = []
+        for part in names:
+            count = after.get((part, "_count"), 0) - before.get((part, "_count"), 0)
+            total = after.get((part, "_sum"), 0) - before.get((part, "_sum"), 0)
+            means.append(f"{part} {1000 * total / count:.3f}" if count else f"{part} -")
+        print(f"{'  its parts, mean ms':<40} " + ", ".join(means))
+
     # Other users for each strategy: a user's state (ratings, embedding) is cached by their
     # first recommendation, and each strategy must pay for it. A user whose list is cached
     # already (warming computes the most active users') is skipped for the next.
     pool = rng.sample(range(1, args.users + 1), min(args.users, 4 * args.count))
     by_strategy = {}
     for strategy in ("collaborative", "hybrid"):
+        before = parts()
         times, users = [], []
         while len(times) < args.count:
             if not pool:
@@ -90,6 +115,7 @@ def main():
                 users.append(user)
         by_strategy[strategy] = users
         report(f"recommendations, {strategy}", times)
+        report_parts(before, parts())
 
     # The hybrid users again: their state is cached, so a rating updates it (incremental).
     times, writes = [], []

@@ -60,11 +60,47 @@ pub struct LoadedModel {
     pub index: HashMap<i32, u32>,
     /// When it was stored: ratings made later are news to it.
     pub trained_at: chrono::DateTime<chrono::Utc>,
-    /// Genres of each factor row, as a bit set of genre ids (for `hybrid`).
-    pub item_genres: Vec<u32>,
+    /// Genres of each factor row, as bit sets of genre ids (for `hybrid`).
+    pub item_genres: ItemGenres,
     /// Titles and genres, by movie id. A std `RwLock` around an `Arc`, like [`ModelSlot`]:
     /// held only to clone or replace the `Arc`, replaced only when the data set changed.
     catalogue: RwLock<Arc<Catalogue>>,
+}
+
+/// The movies' genres: each distinct bit set of genre ids once, and each factor row's set. A
+/// catalogue has far fewer distinct sets than movies (MovieLens 100K: 216 for 1,682 movies;
+/// the synthetic 25M shape 811 for 62,000), so `hybrid`'s genre term is computed once per set
+/// and added to each movie by its set's index: a gather instead of two walks over the genre
+/// bits of every movie, the same sums.
+#[derive(Debug, Clone, Default)]
+pub struct ItemGenres {
+    /// Each distinct bit set, in order of first appearance.
+    pub sets: Vec<u32>,
+    /// Each factor row's set: an index into `sets`.
+    pub of_row: Vec<u32>,
+}
+
+impl ItemGenres {
+    /// The sets of each factor row's genres, in row order.
+    pub fn new(rows: impl IntoIterator<Item = u32>) -> Self {
+        let mut seen = HashMap::new();
+        let mut sets = Vec::new();
+        let of_row = rows
+            .into_iter()
+            .map(|genres| {
+                *seen.entry(genres).or_insert_with(|| {
+                    sets.push(genres);
+                    sets.len() as u32 - 1
+                })
+            })
+            .collect();
+        ItemGenres { sets, of_row }
+    }
+
+    /// The genres of factor row `row`.
+    pub fn of(&self, row: usize) -> u32 {
+        self.sets[self.of_row[row] as usize]
+    }
 }
 
 /// Every movie's title and genres, as of one data set's epoch.
@@ -155,7 +191,7 @@ impl LoadedModel {
             item_ids,
             index,
             trained_at,
-            item_genres: Vec::new(),
+            item_genres: ItemGenres::default(),
             catalogue: RwLock::default(),
         }
     }
@@ -523,11 +559,12 @@ pub async fn load_newest(db: &Db) -> anyhow::Result<Option<LoadedModel>> {
         .await
         .map_err(anyhow::Error::from)
         .context("reading the catalogue")?;
-    loaded.item_genres = loaded
-        .item_ids
-        .iter()
-        .map(|id| catalogue.get(*id).map_or(0, |m| m.genre_bits))
-        .collect();
+    loaded.item_genres = ItemGenres::new(
+        loaded
+            .item_ids
+            .iter()
+            .map(|id| catalogue.get(*id).map_or(0, |m| m.genre_bits)),
+    );
     loaded.set_catalogue(Arc::new(catalogue));
     Ok(Some(loaded))
 }

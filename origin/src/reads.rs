@@ -412,6 +412,20 @@ fn user_not_found(user: UserId) -> AppError {
 /// takes microseconds to a few milliseconds.
 pub const FOLD_IN_SECONDS: &str = "recommend_fold_in_seconds";
 
+/// The histogram of each part of a recommendation computed with the model (`part`): `read`
+/// (the user's state from the cache and the ratings since from PostgreSQL, the catalogue),
+/// `solve` (the fold-in: nothing when the state was current), `score` (every movie, with the
+/// genre term for `hybrid`), `select` (the top N without seen movies, and their reasons),
+/// `render` (titles, genres and reasons from the catalogue; the JSON encoding of the few items
+/// after it is not counted). Where an uncached recommendation's time goes, on the same fine
+/// buckets as the fold-in's.
+pub const PART_SECONDS: &str = "recommend_part_seconds";
+
+/// Records `started.elapsed()` as `part` of a recommendation ([`PART_SECONDS`]).
+fn record_part(part: &'static str, started: std::time::Instant) {
+    metrics::histogram!(PART_SECONDS, "part" => part).record(started.elapsed().as_secs_f64());
+}
+
 /// The model strategies, gather, compute, store: the user's state (cached, brought up to
 /// date by one query: [`gather_user_state`]) and the catalogue; on the blocking pool the
 /// state's fold-in updated ([`recommend::UserState::fold`]) and every movie ranked; the state
@@ -425,8 +439,10 @@ async fn with_model(
     strategy: Strategy,
     pinned: &Pinned,
 ) -> Result<(Vec<Recommendation>, i64), AppError> {
+    let reading = std::time::Instant::now();
     let gathered = gather_user_state(state, user).await?;
     let catalogue = catalogue(state, &model).await?;
+    record_part("read", reading);
     let rating_count = gathered.rating_count;
     let (computing, catalogue_for_ranking) = (Arc::clone(&model), Arc::clone(&catalogue));
     let (outcome, to_store, scored) = tokio::task::spawn_blocking(move || {
@@ -438,6 +454,7 @@ async fn with_model(
         } = gathered;
         let folding = std::time::Instant::now();
         let fold = user_state.fold(&computing, &changes);
+        record_part("solve", folding);
         // Only a fold-in that did work: a kept one costs nothing and would hide the cost of
         // the others in the quantiles.
         if fold != recommend::Fold::Kept {
@@ -451,7 +468,18 @@ async fn with_model(
             (true, recommend::Fold::Refolded) => StateOutcome::Refolded,
         };
         let to_store = (outcome != StateOutcome::Current).then(|| user_state.encode());
-        let scored = recommend::rank(&computing, &catalogue_for_ranking, &user_state, strategy, n);
+        let scored =
+            recommend::inputs(&computing, &catalogue_for_ranking, &user_state, strategy, n).map(
+                |inputs| {
+                    let scoring = std::time::Instant::now();
+                    let scores = recommend::score_all(&computing, &inputs);
+                    record_part("score", scoring);
+                    let selecting = std::time::Instant::now();
+                    let scored = recommend::select(&computing, &inputs, &scores);
+                    record_part("select", selecting);
+                    scored
+                },
+            );
         (outcome, to_store, scored)
     })
     .await
@@ -472,7 +500,12 @@ async fn with_model(
             .await;
     }
     match scored {
-        Some(scored) => Ok((recommend::render(&model, &catalogue, &scored), rating_count)),
+        Some(scored) => {
+            let rendering = std::time::Instant::now();
+            let items = recommend::render(&model, &catalogue, &scored);
+            record_part("render", rendering);
+            Ok((items, rating_count))
+        }
         None => {
             // Cold start: no rating the model knows, nothing to fold in.
             let fallback = match strategy {

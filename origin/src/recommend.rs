@@ -375,6 +375,7 @@ impl Input<'_> {
 }
 
 /// Everything a model strategy scores with, taken from a folded [`UserState`].
+#[derive(Clone)]
 pub struct Inputs {
     /// The user's ratings as (factor row, rating); not empty.
     pub rows: Vec<(u32, f32)>,
@@ -396,29 +397,28 @@ pub struct Scored {
     pub because: Vec<Option<u32>>,
 }
 
-/// The model strategies' ranking of a folded `state` (see [`UserState::fold`]): `None` for a
-/// user who rated no movie the model knows (cold start: the caller answers without the
+/// What the model strategies rank a folded `state` by (see [`UserState::fold`]): `None` for
+/// a user who rated no movie the model knows (cold start: the caller answers without the
 /// model). `hybrid` adds genre weights from the state's ratings and `catalogue`.
-pub fn rank(
+pub fn inputs(
     model: &LoadedModel,
     catalogue: &Catalogue,
     state: &UserState,
     strategy: Strategy,
     n: usize,
-) -> Option<Scored> {
+) -> Option<Inputs> {
     let rows = model.rows(state.ratings());
     if rows.is_empty() {
         return None;
     }
-    let inputs = Inputs {
+    Some(Inputs {
         recent: model.recent_rows(state.ratings()),
         rows,
         embedding: state.embedding().to_vec(),
         long_term: matches!(strategy, Strategy::Hybrid)
             .then(|| genre_weights(state.ratings(), catalogue)),
         n,
-    };
-    Some(score(model, inputs))
+    })
 }
 
 /// Scores every movie against the user's embedding (blended with EASE's scores of the user's
@@ -427,17 +427,37 @@ pub fn rank(
 /// long-term favourites and, weighted more, the genres rated since the model was trained, so a
 /// fresh taste shows in the very next recommendations. Seen movies are excluded. Pure and
 /// CPU-bound: run it on the blocking pool.
-pub fn score(model: &LoadedModel, inputs: Inputs) -> Scored {
+pub fn score(model: &LoadedModel, inputs: &Inputs) -> Scored {
+    select(model, inputs, &score_all(model, inputs))
+}
+
+/// Every movie's score (the first half of [`score`]).
+pub fn score_all(model: &LoadedModel, inputs: &Inputs) -> ndarray::Array1<f32> {
     let mut scores = model.scores(ndarray::ArrayView1::from(&inputs.embedding), &inputs.rows);
-    if let Some(long_term) = inputs.long_term {
+    if let Some(long_term) = &inputs.long_term {
         let recent = recent_genre_weights(model, &inputs.recent);
-        for (score, genres) in scores.iter_mut().zip(&model.item_genres) {
-            *score += (LONG_TERM_GENRE_WEIGHT * strongest(*genres, &long_term)
-                + RECENT_GENRE_WEIGHT * strongest(*genres, &recent)) as f32;
+        // Once per distinct genre set, then added to each movie by its set.
+        let terms: Vec<f32> = model
+            .item_genres
+            .sets
+            .iter()
+            .map(|genres| {
+                (LONG_TERM_GENRE_WEIGHT * strongest(*genres, long_term)
+                    + RECENT_GENRE_WEIGHT * strongest(*genres, &recent)) as f32
+            })
+            .collect();
+        for (score, set) in scores.iter_mut().zip(&model.item_genres.of_row) {
+            *score += terms[*set as usize];
         }
     }
+    scores
+}
+
+/// The best `inputs.n` of `scores` without the seen movies, each with its explanation (the
+/// second half of [`score`]).
+pub fn select(model: &LoadedModel, inputs: &Inputs, scores: &ndarray::Array1<f32>) -> Scored {
     let seen: Vec<u32> = inputs.rows.iter().map(|(row, _)| *row).collect();
-    let top = ItemModel::top_n(&scores, &seen, inputs.n);
+    let top = ItemModel::top_n(scores, &seen, inputs.n);
 
     // Explanation: the liked movie (or, failing that, the best-rated one) closest to each pick.
     let best = inputs.rows.iter().map(|(_, r)| *r).fold(0.0f32, f32::max);
@@ -485,8 +505,8 @@ pub fn render(model: &LoadedModel, catalogue: &Catalogue, scored: &Scored) -> Ve
 }
 
 /// The largest weight among a movie's genres (a bit set of genre ids). Visits only the set
-/// bits (a movie has one to three genres): this runs for every movie of the catalogue on
-/// every `hybrid` recommendation, 62,000 times at the MovieLens-25M shape.
+/// bits (a movie has one to three genres): this runs for every distinct genre set of the
+/// catalogue on every `hybrid` recommendation.
 fn strongest(mut genres: u32, weights: &[f64; 32]) -> f64 {
     let mut best = 0.0f64;
     while genres != 0 {
@@ -574,7 +594,7 @@ fn normalised(mut weights: [f64; 32]) -> [f64; 32] {
 fn recent_genre_weights(model: &LoadedModel, recent: &[(u32, f32)]) -> [f64; 32] {
     let mut weights = [0.0; 32];
     for (row, rating) in recent {
-        let genres = model.item_genres[*row as usize];
+        let genres = model.item_genres.of(*row as usize);
         for (bit, weight) in weights.iter_mut().enumerate() {
             if genres & (1 << bit) != 0 {
                 *weight += (*rating as f64 - 2.5).max(0.0);
@@ -723,6 +743,7 @@ async fn hybrid(db: &Db, user: UserId, n: usize) -> Result<Vec<Recommendation>, 
 mod tests {
     use super::*;
     use crate::db::CatalogueMovie;
+    use crate::model::ItemGenres;
     use chrono::{DateTime, Duration, Utc};
     use ndarray::Array2;
     use rand::{Rng, SeedableRng};
@@ -755,8 +776,46 @@ mod tests {
         };
         let ids = (1..=n_items as i32).map(|i| i * 10).collect();
         let mut model = LoadedModel::new("als-test".into(), params, ids, items, trained_at);
-        model.item_genres = (0..n_items as u32).map(|i| 1 << (1 + i % 3)).collect();
+        model.item_genres = ItemGenres::new((0..n_items as u32).map(|i| 1 << (1 + i % 3)));
         model
+    }
+
+    #[test]
+    fn the_genre_term_by_set_is_the_term_by_movie() {
+        let mut model = model(8, Utc::now());
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let genres: Vec<u32> = (0..model.item_ids.len())
+            .map(|_| (0..3).fold(0, |set, _| set | 1 << rng.random_range(0..20)))
+            .collect();
+        model.item_genres = ItemGenres::new(genres.iter().copied());
+        assert!(model.item_genres.sets.len() < genres.len());
+        let mut long_term = [0.0; 32];
+        long_term
+            .iter_mut()
+            .for_each(|w| *w = rng.random_range(0.0..1.0));
+        let inputs = Inputs {
+            rows: vec![(0, 5.0), (7, 1.0)],
+            recent: vec![(3, 4.0)],
+            embedding: vec![0.1; 8],
+            long_term: Some(long_term),
+            n: 10,
+        };
+        let without = Inputs {
+            long_term: None,
+            ..inputs.clone()
+        };
+        let recent = recent_genre_weights(&model, &inputs.recent);
+        let expected: Vec<f32> = score_all(&model, &without)
+            .iter()
+            .zip(&genres)
+            .map(|(score, set)| {
+                score
+                    + (LONG_TERM_GENRE_WEIGHT * strongest(*set, &long_term)
+                        + RECENT_GENRE_WEIGHT * strongest(*set, &recent))
+                        as f32
+            })
+            .collect();
+        assert_eq!(score_all(&model, &inputs).to_vec(), expected);
     }
 
     fn catalogue() -> Catalogue {
@@ -888,7 +947,8 @@ mod tests {
                 assert!(gap < 1e-4, "seed {seed}, step {step}: {gap} apart");
                 // The same picks, up to ties: the same scores at every position.
                 let top = |s: &UserState| {
-                    rank(&model, &catalogue, s, Strategy::Hybrid, 5).map_or(vec![], |s| s.top)
+                    inputs(&model, &catalogue, s, Strategy::Hybrid, 5)
+                        .map_or(vec![], |i| score(&model, &i).top)
                 };
                 let (got, want) = (top(&state), top(&fresh));
                 assert_eq!(got.len(), want.len());

@@ -61,6 +61,10 @@ fn install_recorder(upkeep_every: Duration) -> anyhow::Result<PrometheusHandle> 
             Matcher::Full(crate::reads::FOLD_IN_SECONDS.into()),
             &fold_in_buckets,
         )?
+        .set_buckets_for_metric(
+            Matcher::Full(crate::reads::PART_SECONDS.into()),
+            &fold_in_buckets,
+        )?
         .build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).context("another metrics recorder is installed")?;

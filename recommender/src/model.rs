@@ -7,6 +7,8 @@
 use crate::als::{Feedback, Regularisation, rating_sums, solve_equations, solve_row_with};
 use crate::user_step::UserEquations;
 use ndarray::{Array1, Array2, ArrayView1};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 /// Item factors and the fold-in parameters.
 #[derive(Debug, Clone)]
@@ -128,37 +130,101 @@ impl ItemModel {
         self.items.row(a).dot(&self.items.row(b))
     }
 
-    /// The `n` best `(item, score)` by score, best first, never an item in `exclude`.
+    /// The `n` best `(item, score)` by score, best first, never an item in `exclude` nor a
+    /// score that is not finite; of equal scores the lower item first.
+    ///
+    /// One pass keeping the best `n` so far in a heap, worst on top: an item is compared with
+    /// that worst one and nearly all stop there. At 62,000 movies it took a tenth of an
+    /// uncached recommendation when it copied the scores and selected among all of them.
     pub fn top_n(scores: &Array1<f32>, exclude: &[u32], n: usize) -> Vec<(u32, f32)> {
-        let mut scores = scores.to_vec();
-        for &i in exclude {
-            if let Some(s) = scores.get_mut(i as usize) {
-                *s = f32::NEG_INFINITY;
+        if n == 0 {
+            return Vec::new();
+        }
+        let mut excluded = exclude.to_vec();
+        excluded.sort_unstable();
+        let mut excluded = excluded.into_iter().peekable();
+        let mut best: BinaryHeap<Reverse<Ranked>> = BinaryHeap::with_capacity(n + 1);
+        for (item, &score) in scores.iter().enumerate() {
+            let item = item as u32;
+            while excluded.next_if(|&e| e < item).is_some() {}
+            if excluded.next_if_eq(&item).is_some() || !score.is_finite() {
+                continue;
+            }
+            let ranked = Ranked { score, item };
+            if best.len() < n {
+                best.push(Reverse(ranked));
+            } else if best.peek().is_some_and(|Reverse(worst)| ranked > *worst) {
+                best.pop();
+                best.push(Reverse(ranked));
             }
         }
-        let mut candidates: Vec<u32> = (0..scores.len() as u32)
-            .filter(|i| scores[*i as usize].is_finite())
-            .collect();
-        let by_score = |a: &u32, b: &u32| {
-            scores[*b as usize]
-                .total_cmp(&scores[*a as usize])
-                .then(a.cmp(b))
-        };
-        if candidates.len() > n {
-            candidates.select_nth_unstable_by(n, by_score);
-            candidates.truncate(n);
-        }
-        candidates.sort_unstable_by(by_score);
-        candidates
+        best.into_sorted_vec()
             .into_iter()
-            .map(|i| (i, scores[i as usize]))
+            .map(|Reverse(ranked)| (ranked.item, ranked.score))
             .collect()
+    }
+}
+
+/// An item and its score, ordered from worse to better: by score, then the lower item better.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Ranked {
+    score: f32,
+    item: u32,
+}
+
+impl Eq for Ranked {}
+
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.score
+            .total_cmp(&other.score)
+            .then(other.item.cmp(&self.item))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn top_n_is_a_full_sort_cut_to_n() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for round in 0..200 {
+            let len = rng.random_range(0..300);
+            // Few distinct values: many ties.
+            let scores: Array1<f32> = (0..len)
+                .map(|_| match rng.random_range(0..20) {
+                    0 => f32::NAN,
+                    1 => f32::INFINITY,
+                    _ => rng.random_range(0..8) as f32 / 4.0,
+                })
+                .collect();
+            let exclude: Vec<u32> = (0..rng.random_range(0..40))
+                .map(|_| rng.random_range(0..len.max(1) as u32 + 5))
+                .collect();
+            let n = rng.random_range(0..40);
+            let mut expected: Vec<(u32, f32)> = scores
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (i as u32, *s))
+                .filter(|(i, s)| s.is_finite() && !exclude.contains(i))
+                .collect();
+            expected.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            expected.truncate(n);
+            assert_eq!(
+                ItemModel::top_n(&scores, &exclude, n),
+                expected,
+                "round {round}"
+            );
+        }
+    }
 
     #[test]
     fn top_n_skips_excluded_and_orders() {
