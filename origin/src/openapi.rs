@@ -456,6 +456,12 @@ pub mod schemas {
         /// Clients' (hits + stale) / (hits + stale + misses); `null` before any lookup.
         #[schema(required = true)]
         pub hit_rate: Option<f64>,
+        /// Values this instance wrote to Redis.
+        pub stores: u64,
+        /// Their mean size in bytes (key and entry), before Redis's own per-key overhead;
+        /// `null` before any write.
+        #[schema(required = true)]
+        pub bytes_per_entry: Option<u64>,
     }
 
     /// The local tier of one instance (`cache::LocalTierStats`).

@@ -270,3 +270,56 @@ async fn warming_does_not_count_as_client_misses() {
     assert_eq!(served["hit_rate"], 1.0, "{served}");
     assert_eq!(served["alerts"]["hit_rate_low"]["state"], "ok");
 }
+
+/// Each family's `bytes_per_entry` is what its values cost Redis: the key and the stored
+/// entry, as `STRLEN` finds them.
+#[tokio::test]
+async fn each_familys_bytes_per_entry_is_what_redis_holds() {
+    let app = TestApp::spawn().await;
+    let token = app.user_token(5);
+    app.get("/movies/1").await;
+    app.get("/movies/2").await;
+    let response = app
+        .client
+        .get(app.url("/users/5/recommendations"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let keys = app.state.cache.keys().clone();
+    let redis = app.state.cache.redis();
+    let stored = |key: String| async move {
+        let len: u64 = redis.query(redis::cmd("STRLEN").arg(&key)).await.unwrap();
+        assert!(len > 0, "{key} is stored");
+        len + key.len() as u64
+    };
+    let movies = stored(keys.movie(shared::params::MovieId(1))).await
+        + stored(keys.movie(shared::params::MovieId(2))).await;
+    let recommendations = stored(keys.recommendations(
+        shared::params::UserId(5),
+        10,
+        shared::params::Strategy::Hybrid,
+    ))
+    .await;
+    let stats: Value = app
+        .client
+        .get(app.url("/admin/cache/stats"))
+        .bearer_auth(app.admin_token())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let family = |name: &str| stats["families"][name].clone();
+    assert_eq!(family("metadata")["stores"], 2, "{stats}");
+    assert_eq!(family("metadata")["bytes_per_entry"], movies / 2, "{stats}");
+    assert_eq!(family("recommendations")["stores"], 1, "{stats}");
+    assert_eq!(
+        family("recommendations")["bytes_per_entry"],
+        recommendations,
+        "{stats}"
+    );
+    assert_eq!(family("similar")["bytes_per_entry"], Value::Null);
+}

@@ -79,7 +79,11 @@ async fn across_the_distance_only_what_the_edge_cannot_answer_pays_the_round_tri
         } else {
             "/users/1/profile"
         };
-        let read = || client.get(format!("{}{path}", edge.url)).bearer_auth(&token);
+        let read = || {
+            client
+                .get(format!("{}{path}", edge.url))
+                .bearer_auth(&token)
+        };
         let (took, status, cache) = timed(read()).await;
         assert_eq!(status, 200);
         assert!(cache.ends_with("edge; fwd=miss; stored"), "{cache}");

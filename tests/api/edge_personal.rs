@@ -71,9 +71,20 @@ async fn a_users_reads_are_kept_at_the_edge_for_that_user_only() {
         let crossed = front.requests().len();
         let (status, cache, again_etag, again) = get(&edge, path, &a).await;
         assert_eq!(status, 200);
-        assert!(edge_member(&cache).starts_with("edge; hit"), "{path}: {cache}");
-        assert_eq!((again, again_etag), (first, etag), "{path}: the same response");
-        assert_eq!(front.requests().len(), crossed, "a hit never reaches the origin");
+        assert!(
+            edge_member(&cache).starts_with("edge; hit"),
+            "{path}: {cache}"
+        );
+        assert_eq!(
+            (again, again_etag),
+            (first, etag),
+            "{path}: the same response"
+        );
+        assert_eq!(
+            front.requests().len(),
+            crossed,
+            "a hit never reaches the origin"
+        );
     }
     // Spellings of the same read share A's entry; the conditional one is a 304 from it.
     let crossed = front.requests().len();
@@ -84,7 +95,10 @@ async fn a_users_reads_are_kept_at_the_edge_for_that_user_only() {
     ] {
         let (status, cache, _, body) = get(&edge, path, &a).await;
         assert_eq!(status, 200, "{path}");
-        assert!(edge_member(&cache).starts_with("edge; hit"), "{path}: {cache}");
+        assert!(
+            edge_member(&cache).starts_with("edge; hit"),
+            "{path}: {cache}"
+        );
         assert_eq!(body["user_id"], 1, "{path}");
     }
     assert_eq!(front.requests().len(), crossed);
@@ -156,9 +170,15 @@ async fn a_users_reads_are_kept_at_the_edge_for_that_user_only() {
     // Invalid parameters: the origin's 400, answered at the edge.
     let crossed = front.requests().len();
     let (status, _, _, body) = get(&edge, "/users/1/recommendations?n=0", &a).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_limit")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_limit"))
+    );
     let (status, _, _, body) = get(&edge, "/users/x/profile", &a).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_id")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_id"))
+    );
     assert_eq!(front.requests().len(), crossed);
 
     // The edge's own fields never reach the client.
@@ -289,13 +309,21 @@ async fn a_rating_through_the_edge_is_read_back_at_once() {
         // The next reads are the origin's, and show the rating.
         let (status, cache, _, after) = get(&edge, path, &token).await;
         assert_eq!(status, 200);
-        assert_eq!(edge_member(&cache), "edge; fwd=miss; stored", "round {round}");
+        assert_eq!(
+            edge_member(&cache),
+            "edge; fwd=miss; stored",
+            "round {round}"
+        );
         assert!(
             !recommended(&after).contains(&(movie as i64)),
             "round {round}: movie {movie} was just rated, yet recommended: {after}"
         );
         let (_, cache, _, profile) = get(&edge, "/users/3/profile", &token).await;
-        assert_eq!(edge_member(&cache), "edge; fwd=miss; stored", "round {round}");
+        assert_eq!(
+            edge_member(&cache),
+            "edge; fwd=miss; stored",
+            "round {round}"
+        );
         assert_eq!(profile["rating_count"], count, "round {round}");
         assert_eq!(front.requests().len(), crossed + 2);
     }
@@ -312,8 +340,8 @@ async fn a_rating_through_the_edge_is_read_back_at_once() {
 async fn another_location_revalidates_within_its_entrys_lifetime() {
     let (app, _front, here) = setup().await;
     let secret = app.jwt_secret();
-    let far = EdgeServer::start_with(&format!("http://{}", app.addr), &[("JWT_SECRET", &secret)])
-        .await;
+    let far =
+        EdgeServer::start_with(&format!("http://{}", app.addr), &[("JWT_SECRET", &secret)]).await;
     let token = app.user_token(4);
     let (_, _, _, before) = get(&far, "/users/4/profile", &token).await;
     let count = before["rating_count"].as_i64().unwrap();

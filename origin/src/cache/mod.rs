@@ -767,7 +767,7 @@ impl Cache {
         let entry = self.entry(pinned, pinned.tag(scope), computed);
         let traced = trace::lookup(family);
         let started = traced.start();
-        if let Err(err) = self.write(key, &entry).await {
+        if let Err(err) = self.write(family, key, &entry).await {
             traced.record(Step::StoreFailed, started);
             self.inner.stats.record(family, Event::Error);
             tracing::debug!(error = %err, key, "cache write failed");
@@ -813,19 +813,24 @@ impl Cache {
         }
     }
 
-    async fn write(&self, key: &str, entry: &Entry) -> Result<(), RedisError> {
+    /// Writes `entry` under `key` and counts it as `family`'s (its bytes too).
+    async fn write(&self, family: Family, key: &str, entry: &Entry) -> Result<(), RedisError> {
         let ttl = (entry.fresh_until - entry.stored_at).max(0) as u64;
         let expire = ttl + self.inner.grace_secs;
+        let encoded = entry.encode();
+        let bytes = (key.len() + encoded.len()) as u64;
         self.inner
             .redis
             .query::<()>(
                 redis::cmd("SET")
                     .arg(key)
-                    .arg(entry.encode())
+                    .arg(encoded)
                     .arg("EX")
                     .arg(expire.max(1)),
             )
-            .await
+            .await?;
+        self.inner.stats.record(family, Event::Stored(bytes));
+        Ok(())
     }
 
     /// Claims the early refresh of `key` for this instance: `SET {key}:refresh NX` with the
@@ -905,7 +910,7 @@ impl Cache {
             }
             let entry = this.entry(&epoch_pinned, tag, computed);
             let started = traced.start();
-            let stored = this.write(&key, &entry).await;
+            let stored = this.write(family, &key, &entry).await;
             if let Err(err) = &stored {
                 traced.record(Step::StoreFailed, started);
                 stats.record(family, Event::Error);

@@ -45,6 +45,8 @@ struct Counters {
     refreshes_skipped: AtomicU64,
     invalidations: AtomicU64,
     errors: AtomicU64,
+    stores: AtomicU64,
+    stored_bytes: AtomicU64,
 }
 
 /// A snapshot of one family's counters.
@@ -76,6 +78,11 @@ pub struct FamilySnapshot {
     pub errors: u64,
     /// Clients' (hits + stale) / (hits + stale + misses); `None` before any client lookup.
     pub hit_rate: Option<f64>,
+    /// Values this instance wrote to Redis.
+    pub stores: u64,
+    /// Their mean size in bytes, key and entry (header and body): what one value of this
+    /// family costs Redis before its own per-key overhead; `None` before any write.
+    pub bytes_per_entry: Option<u64>,
 }
 
 /// The counters of every family.
@@ -108,6 +115,8 @@ pub enum Event {
     Invalidated,
     /// A Redis command failed.
     Error,
+    /// A value of this many bytes (key and entry) was written to Redis.
+    Stored(u64),
 }
 
 impl Event {
@@ -143,6 +152,8 @@ struct Exported {
     refreshes_skipped: metrics::Counter,
     invalidations: metrics::Counter,
     errors: metrics::Counter,
+    stores: metrics::Counter,
+    stored_bytes: metrics::Counter,
 }
 
 impl Exported {
@@ -164,6 +175,8 @@ impl Exported {
             refreshes_skipped: metrics::counter!("cache_refreshes_skipped_total", "family" => f),
             invalidations: metrics::counter!("cache_invalidations_total", "family" => f),
             errors: metrics::counter!("cache_errors_total", "family" => f),
+            stores: metrics::counter!("cache_stores_total", "family" => f),
+            stored_bytes: metrics::counter!("cache_stored_bytes_total", "family" => f),
         }
     }
 }
@@ -197,6 +210,11 @@ impl CacheStats {
             Event::RefreshSkipped => (&c.refreshes_skipped, &m.refreshes_skipped),
             Event::Invalidated => (&c.invalidations, &m.invalidations),
             Event::Error => (&c.errors, &m.errors),
+            Event::Stored(bytes) => {
+                m.stored_bytes.increment(bytes);
+                c.stored_bytes.fetch_add(bytes, Ordering::Relaxed);
+                (&c.stores, &m.stores)
+            }
         };
         exported.increment(1);
         counter.fetch_add(1, Ordering::Relaxed);
@@ -222,6 +240,8 @@ impl CacheStats {
             invalidations: load(&c.invalidations),
             errors: load(&c.errors),
             hit_rate: (served + misses > 0).then(|| served as f64 / (served + misses) as f64),
+            stores: load(&c.stores),
+            bytes_per_entry: (load(&c.stores) > 0).then(|| load(&c.stored_bytes) / load(&c.stores)),
         }
     }
 }
