@@ -11,6 +11,7 @@
 //! - [`serve`]: the cached routes: hit, stale-while-revalidate, stale-if-error, miss;
 //! - [`personal`]: a user's requests: the token checked here, reads kept per user and
 //!   generation, ratings moving the generation on;
+//! - [`jwt_crypto`]: the HS256-only crypto `jsonwebtoken` verifies tokens with here;
 //! - [`store`]: the Cache API, with the metadata the Cache API itself would not keep;
 //! - [`origin`]: requests to the origin, with a deadline, to the instance `shared::origins`
 //!   ranks first for the request and, for reads, on to the next when one cannot be reached;
