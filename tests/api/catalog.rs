@@ -248,15 +248,7 @@ async fn warming_does_not_count_as_client_misses() {
         .await
         .unwrap();
     assert!(warmed["users_warmed"].as_u64().unwrap() > 20, "{warmed}");
-    let stats = |app: &TestApp| {
-        let request = app
-            .client
-            .get(app.url("/admin/cache/stats"))
-            .bearer_auth(app.admin_token())
-            .send();
-        async move { request.await.unwrap().json::<Value>().await.unwrap() }
-    };
-    let after_warming = stats(&app).await;
+    let after_warming = app.cache_stats().await;
     assert_eq!(after_warming["hit_rate"], Value::Null, "{after_warming}");
     assert_ne!(after_warming["alerts"]["hit_rate_low"]["state"], "firing");
     let recommendations = &after_warming["families"]["recommendations"];
@@ -266,7 +258,7 @@ async fn warming_does_not_count_as_client_misses() {
     for _ in 0..25 {
         app.get("/movies/popular").await;
     }
-    let served = stats(&app).await;
+    let served = app.cache_stats().await;
     assert_eq!(served["hit_rate"], 1.0, "{served}");
     assert_eq!(served["alerts"]["hit_rate_low"]["state"], "ok");
 }
@@ -279,13 +271,7 @@ async fn each_familys_bytes_per_entry_is_what_redis_holds() {
     let token = app.user_token(5);
     app.get("/movies/1").await;
     app.get("/movies/2").await;
-    let response = app
-        .client
-        .get(app.url("/users/5/recommendations"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response = app.get_as("/users/5/recommendations", &token).await;
     assert_eq!(response.status(), 200);
     let keys = app.state.cache.keys().clone();
     let redis = app.state.cache.redis();
@@ -302,16 +288,7 @@ async fn each_familys_bytes_per_entry_is_what_redis_holds() {
         shared::params::Strategy::Hybrid,
     ))
     .await;
-    let stats: Value = app
-        .client
-        .get(app.url("/admin/cache/stats"))
-        .bearer_auth(app.admin_token())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = app.cache_stats().await;
     let family = |name: &str| stats["families"][name].clone();
     assert_eq!(family("metadata")["stores"], 2, "{stats}");
     assert_eq!(family("metadata")["bytes_per_entry"], movies / 2, "{stats}");

@@ -138,16 +138,7 @@ async fn similar_movies_are_cached_per_movie_and_model() {
         .await
         .unwrap();
     assert_eq!(exists, 1, "{key}");
-    let stats: Value = app
-        .client
-        .get(app.url("/admin/cache/stats"))
-        .bearer_auth(app.admin_token())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = app.cache_stats().await;
     assert!(
         stats["families"]["similar"]["hits"].as_u64().unwrap() >= 3,
         "{stats}"

@@ -254,7 +254,16 @@ impl TestApp {
             .expect("request")
     }
 
-    /// POST to an admin endpoint.
+    /// `GET /admin/cache/stats` with an admin's token.
+    pub async fn cache_stats(&self) -> serde_json::Value {
+        self.get_as("/admin/cache/stats", &self.admin_token())
+            .await
+            .json()
+            .await
+            .expect("the cache stats are JSON")
+    }
+
+    /// POST with an admin's token.
     pub async fn admin_post(&self, path: &str) -> reqwest::Response {
         self.client
             .post(self.url(path))
