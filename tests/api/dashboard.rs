@@ -318,10 +318,15 @@ async fn the_dashboard_shows_live_data_and_the_memory_alert_in_a_browser() {
     .await;
     let edge_note = text(&driver, &session, "#edge-note").await;
     assert!(edge_note.contains("isolate"), "{edge_note}");
+    // Hits on some route (the lists repeat from the second round; the 40 movies only from
+    // the 41st, which a slow run may not reach yet) and the personal reads passed through.
     let counted = edge.stats().await;
+    let hits: u64 = counted["routes"]
+        .as_object()
+        .map(|routes| routes.values().filter_map(|r| r["hits"].as_u64()).sum())
+        .unwrap_or(0);
     assert!(
-        counted["routes"]["movie"]["hits"].as_u64() > Some(0)
-            && counted["passed"].as_u64() > Some(0),
+        hits > 0 && counted["passed"].as_u64() > Some(0),
         "the edge counted hits and the personal reads it forwarded: {counted:#}"
     );
     assert_eq!(state["evaluation"]["model"]["ndcg"], 0.3125, "{state:#}");
