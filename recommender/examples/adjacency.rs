@@ -12,7 +12,6 @@ mod zoo;
 
 use ndarray::Array2;
 use recommender::als::AlsParams;
-use recommender::metrics::Metrics;
 use std::collections::HashMap;
 use std::time::Instant;
 use zoo::*;
@@ -137,16 +136,8 @@ fn main() {
         r_adj.push(t_adj);
         r_blend.push(t);
     }
-    let show = |name: &str, ms: &[Metrics]| {
-        let (pm, ps) = mean_sd(&ms.iter().map(|m| m.precision).collect::<Vec<_>>());
-        let (nm, ns) = mean_sd(&ms.iter().map(|m| m.ndcg).collect::<Vec<_>>());
-        println!(
-            "| {name} | {pm:.4} ± {ps:.4} | {nm:.4} ± {ns:.4} | {} seeds |",
-            ms.len()
-        );
-    };
-    show("als", &r_als);
-    show("temporal adjacency", &r_adj);
-    show("als + adjacency (w on validation)", &r_blend);
+    print_row("als", &r_als);
+    print_row("temporal adjacency", &r_adj);
+    print_row("als + adjacency (w on validation)", &r_blend);
     println!("wall time {:.1?}", start.elapsed());
 }

@@ -81,18 +81,10 @@ fn main() {
         );
         chosen.push(t);
     }
-    let show = |name: &str, ms: &[Metrics]| {
-        let (pm, ps) = mean_sd(&ms.iter().map(|m| m.precision).collect::<Vec<_>>());
-        let (nm, ns) = mean_sd(&ms.iter().map(|m| m.ndcg).collect::<Vec<_>>());
-        println!(
-            "| {name} | {pm:.4} ± {ps:.4} | {nm:.4} ± {ns:.4} | {} seeds |",
-            ms.len()
-        );
-    };
-    show("iALS, validation-chosen", &chosen);
+    print_row("iALS, validation-chosen", &chosen);
     if test_all {
         for (gi, ms) in per_cfg_test.iter().enumerate() {
-            show(&format!("(test, not chosen) {}", grid[gi].0), ms);
+            print_row(&format!("(test, not chosen) {}", grid[gi].0), ms);
         }
     }
     println!("wall time {:.1?}", start.elapsed());

@@ -211,12 +211,7 @@ fn main() {
     }
     println!("\n| model | P@10 | NDCG@10 | seeds |");
     for (name, ms) in &results {
-        let (pm, ps) = mean_sd(&ms.iter().map(|m| m.precision).collect::<Vec<_>>());
-        let (nm, ns) = mean_sd(&ms.iter().map(|m| m.ndcg).collect::<Vec<_>>());
-        println!(
-            "| {name} | {pm:.4} ± {ps:.4} | {nm:.4} ± {ns:.4} | {} |",
-            ms.len()
-        );
+        print_row(name, ms);
     }
     println!("wall time {:.1?}", start.elapsed());
 }

@@ -616,12 +616,7 @@ fn main() {
             &res_rr,
         ),
     ] {
-        let (pm, ps) = mean_sd(&ms.iter().map(|m| m.precision).collect::<Vec<_>>());
-        let (nm, ns) = mean_sd(&ms.iter().map(|m| m.ndcg).collect::<Vec<_>>());
-        println!(
-            "| {name} | {pm:.4} ± {ps:.4} | {nm:.4} ± {ns:.4} | {} seeds |",
-            ms.len()
-        );
+        print_row(name, ms);
     }
     println!("wall time {:.1?}", start.elapsed());
 }

@@ -80,6 +80,16 @@ pub fn mean(ms: &[Metrics]) -> Metrics {
     }
 }
 
+/// Prints one table row: the mean ± sd of P@10 and NDCG@10 over the splits' `ms`.
+pub fn print_row(name: &str, ms: &[Metrics]) {
+    let (pm, ps) = mean_sd(&ms.iter().map(|m| m.precision).collect::<Vec<_>>());
+    let (nm, ns) = mean_sd(&ms.iter().map(|m| m.ndcg).collect::<Vec<_>>());
+    println!(
+        "| {name} | {pm:.4} ± {ps:.4} | {nm:.4} ± {ns:.4} | {} seeds |",
+        ms.len()
+    );
+}
+
 pub fn mean_sd(x: &[f64]) -> (f64, f64) {
     let n = x.len() as f64;
     let m = x.iter().sum::<f64>() / n;
