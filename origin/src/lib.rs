@@ -31,6 +31,7 @@ pub mod http;
 pub mod import;
 pub mod model;
 pub mod openapi;
+pub mod picks;
 pub mod reads;
 pub mod recommend;
 pub mod routes;

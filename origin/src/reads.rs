@@ -1,5 +1,7 @@
 //! Cached reads: for each family, its key, TTL and computation in one place, used by the
-//! routes and by warming alike. Each returns the stored JSON bytes and the cache outcome.
+//! routes and by warming alike. Each returns the stored bytes and the cache outcome: JSON,
+//! except a user's recommendations by the model, stored as picks and rendered when read
+//! ([`recommendations_response`]).
 //! Every computation reads its inputs after the cache has pinned the generation it will be
 //! stored under (see `cache`), and the recommendation path is gather, compute, store.
 
@@ -7,6 +9,7 @@ use crate::cache::{Computed, Pinned, Rendered, Scope, Served};
 use crate::error::AppError;
 use crate::hooks::Point;
 use crate::model::{Catalogue, LoadedModel};
+use crate::picks::{Pick, Picks};
 use crate::recommend;
 use crate::state::AppState;
 use shared::cache_key::Family;
@@ -313,11 +316,25 @@ pub async fn recommendations(
             scope,
             move |pinned| async move {
                 let state = state_for_compute;
-                let model_version = model.as_ref().map(|m| m.version.clone());
                 let n_items = n.get() as usize;
-                let (items, rating_count) = match model {
+                let (body, rating_count) = match model {
                     Some(model) => {
-                        with_model(&state, model, user, n_items, strategy, &pinned).await?
+                        let version = model.version.clone();
+                        let (answer, rating_count) =
+                            with_model(&state, model, user, n_items, strategy, &pinned).await?;
+                        let body = match answer {
+                            Answer::Picks(items) => Picks {
+                                user_id: user.0,
+                                strategy,
+                                model_version: version,
+                                items,
+                            }
+                            .encode(),
+                            Answer::Items(items) => {
+                                json(&listed(user, strategy, Some(version), items))?
+                            }
+                        };
+                        (body, rating_count)
                     }
                     None => {
                         let activity = state
@@ -327,23 +344,86 @@ pub async fn recommendations(
                             .ok_or_else(|| user_not_found(user))?;
                         let items =
                             recommend::without_model(&state.db, user, n_items, strategy).await?;
-                        (items, activity.rating_count)
+                        (
+                            json(&listed(user, strategy, None, items))?,
+                            activity.rating_count,
+                        )
                     }
-                };
-                let body = Recommendations {
-                    user_id: user.0,
-                    strategy: strategy.as_str().to_owned(),
-                    model_version,
-                    items,
                 };
                 let power = state.is_power_user(rating_count);
                 Ok(Computed {
-                    body: json(&body)?,
+                    body,
                     ttl_secs: ttl_secs(Family::Recommendations, power, &key),
                 })
             },
         )
         .await
+}
+
+fn listed(
+    user: UserId,
+    strategy: Strategy,
+    model_version: Option<String>,
+    items: Vec<Recommendation>,
+) -> Recommendations {
+    Recommendations {
+        user_id: user.0,
+        strategy: strategy.as_str().to_owned(),
+        model_version,
+        items,
+    }
+}
+
+/// What a recommendation computation made: the model's picks (stored as such, rendered when
+/// read: [`crate::picks`]), or the items of an answer without the model (stored as JSON).
+enum Answer {
+    Picks(Vec<Pick>),
+    Items(Vec<Recommendation>),
+}
+
+/// The response body of a user's recommendations value, with its ETag: picks rendered with
+/// the catalogue (once per value and instance: the rendering is kept with the value in the
+/// local tier), a JSON body as it is.
+pub async fn recommendations_response(
+    state: &AppState,
+    served: &Served,
+) -> Result<Rendered, AppError> {
+    if !Picks::is_encoded(served.body()) {
+        return Ok(served.whole());
+    }
+    let catalogue = rendering_catalogue(state).await?;
+    served.try_rendered(0, |body| {
+        let picks = Picks::decode(body).ok_or_else(undecodable_picks)?;
+        Ok(json(&picks.render(&catalogue))?.into())
+    })
+}
+
+/// A user's recommendations value as the list it answers (see
+/// [`recommendations_response`]).
+pub async fn recommendations_list(
+    state: &AppState,
+    served: &Served,
+) -> Result<Recommendations, AppError> {
+    match Picks::decode(served.body()) {
+        Some(picks) => Ok(picks.render(&*rendering_catalogue(state).await?)),
+        None if Picks::is_encoded(served.body()) => Err(undecodable_picks()),
+        None => parse(served),
+    }
+}
+
+/// The catalogue picks are rendered with: the loaded model's (read again if the data set
+/// changed since, see [`catalogue`]), or without a model one read now.
+async fn rendering_catalogue(state: &AppState) -> Result<Arc<Catalogue>, AppError> {
+    match state.model.get() {
+        Some(model) => catalogue(state, &model).await,
+        None => Ok(Arc::new(Catalogue::load(&state.db).await?)),
+    }
+}
+
+fn undecodable_picks() -> AppError {
+    AppError::from(anyhow::anyhow!(
+        "a cached recommendations value is not valid picks"
+    ))
 }
 
 /// The filters of `GET /users/{id}/recommendations` (`exclude`, `genre`). They are applied to
@@ -398,7 +478,7 @@ pub async fn filtered_recommendations(
     filter: &RecommendationFilter,
 ) -> Result<(Rendered, shared::cache_status::CacheStatus), AppError> {
     let served = recommendations(state, user, Limit::LONGEST, strategy).await?;
-    let list: Recommendations = parse(&served)?;
+    let list = recommendations_list(state, &served).await?;
     let body = json(&filter.apply(list, n))?;
     Ok((Rendered::new(body.into()), served.status))
 }
@@ -438,7 +518,7 @@ async fn with_model(
     n: usize,
     strategy: Strategy,
     pinned: &Pinned,
-) -> Result<(Vec<Recommendation>, i64), AppError> {
+) -> Result<(Answer, i64), AppError> {
     let reading = std::time::Instant::now();
     let gathered = gather_user_state(state, user).await?;
     let catalogue = catalogue(state, &model).await?;
@@ -502,9 +582,9 @@ async fn with_model(
     match scored {
         Some(scored) => {
             let rendering = std::time::Instant::now();
-            let items = recommend::render(&model, &catalogue, &scored);
+            let picks = recommend::picks(&model, &catalogue, &scored);
             record_part("render", rendering);
-            Ok((items, rating_count))
+            Ok((Answer::Picks(picks), rating_count))
         }
         None => {
             // Cold start: no rating the model knows, nothing to fold in.
@@ -513,7 +593,7 @@ async fn with_model(
                 _ => Strategy::Popular,
             };
             let items = recommend::without_model(&state.db, user, n, fallback).await?;
-            Ok((items, rating_count))
+            Ok((Answer::Items(items), rating_count))
         }
     }
 }

@@ -18,13 +18,15 @@
 //! for a short history, rebuilds them from the ratings held, and solves them again. With no
 //! new rating the cached embedding is used as it is. Everything here is pure:
 //! the caller gathers (cached state, delta, catalogue) after pinning, [`UserState::fold`] and
-//! [`rank`] compute on the blocking pool, [`render`] titles the picks from the in-memory
-//! catalogue, and the caller stores. Nothing here reads the cache or PostgreSQL on that path.
+//! [`rank`] compute on the blocking pool, [`picks`] keeps the movies the catalogue has with
+//! their explanations (rendered with titles when read: [`crate::picks`]), and the caller
+//! stores. Nothing here reads the cache or PostgreSQL on that path.
 //! The other strategies read PostgreSQL only.
 
 use crate::db::{Db, UserRating};
 use crate::error::AppError;
 use crate::model::{Catalogue, LoadedModel};
+use crate::picks::Pick;
 use recommender::model::ItemModel;
 use recommender::user_step::UserEquations;
 use shared::dto::{Movie, Recommendation};
@@ -572,27 +574,21 @@ pub fn select(model: &LoadedModel, inputs: &Inputs, scores: &ndarray::Array1<f32
     Scored { top, because }
 }
 
-/// The recommendations of `scored`, with titles, genres and reasons from `catalogue` (a movie
-/// the catalogue lacks is left out, as a movie PostgreSQL lacks was).
-pub fn render(model: &LoadedModel, catalogue: &Catalogue, scored: &Scored) -> Vec<Recommendation> {
+/// The picks of `scored` as the cache stores them (see [`crate::picks`]): each movie with
+/// its score and the liked movie explaining it, leaving out a movie `catalogue` lacks (as a
+/// movie PostgreSQL lacks was) and an explanation by one.
+pub fn picks(model: &LoadedModel, catalogue: &Catalogue, scored: &Scored) -> Vec<Pick> {
     scored
         .top
         .iter()
         .zip(&scored.because)
         .filter_map(|((row, score), because)| {
             let id = model.item_ids[*row as usize];
-            let movie = catalogue.get(id)?;
-            let reason = because
-                .and_then(|row| catalogue.get(model.item_ids[row as usize]))
-                .map(|liked| format!("Because you liked {}", liked.title))
-                .unwrap_or_else(|| "Matches your ratings".to_owned());
-            Some(Recommendation {
-                movie_id: id,
-                title: movie.title.clone(),
-                genres: movie.genres.clone(),
-                score: rounded(*score as f64),
-                reason,
-            })
+            catalogue.get(id)?;
+            let liked = because
+                .map(|row| model.item_ids[row as usize])
+                .filter(|liked| catalogue.get(*liked).is_some());
+            Some(Pick::new(id, *score, liked))
         })
         .collect()
 }
@@ -698,7 +694,8 @@ fn recent_genre_weights(model: &LoadedModel, recent: &[(u32, f32)]) -> [f64; 32]
 }
 
 /// A score as answered: four decimals.
-fn rounded(score: f64) -> f64 {
+/// A score as responses give it: to four decimal places.
+pub fn rounded(score: f64) -> f64 {
     (score * 10_000.0).round() / 10_000.0
 }
 
@@ -1178,22 +1175,17 @@ mod tests {
     }
 
     #[test]
-    fn rendering_takes_titles_and_genres_from_the_catalogue() {
+    fn picks_keep_the_movies_the_catalogue_has() {
         let model = model(8, DateTime::from_timestamp(0, 0).unwrap());
         let scored = Scored {
             top: vec![(0, 0.123456), (1, 0.1)],
             because: vec![Some(2), None],
         };
-        let rendered = render(&model, &catalogue(), &scored);
-        assert_eq!(rendered.len(), 2);
+        let picks = picks(&model, &catalogue(), &scored);
         assert_eq!(
-            (rendered[0].movie_id, rendered[0].title.as_str()),
-            (10, "Movie 10")
+            picks,
+            [Pick::new(10, 0.123456, Some(30)), Pick::new(20, 0.1, None)]
         );
-        assert_eq!(rendered[0].genres, ["Genre 1"]);
-        assert_eq!(rendered[0].score, 0.1235);
-        assert_eq!(rendered[0].reason, "Because you liked Movie 30");
-        assert_eq!(rendered[1].reason, "Matches your ratings");
         let gone = Catalogue::new(
             7,
             vec![CatalogueMovie {
@@ -1204,8 +1196,8 @@ mod tests {
             }],
         );
         assert_eq!(
-            render(&model, &gone, &scored).len(),
-            1,
+            super::picks(&model, &gone, &scored),
+            [Pick::new(20, 0.1, None)],
             "unknown movies left out"
         );
     }

@@ -348,3 +348,71 @@ async fn the_local_tier_follows_the_clock_refreshing_early_and_never_serving_pas
     assert!(status.starts_with("origin; fwd="), "{status}");
     assert_eq!(hits(), held + 2, "an expired value is not served locally");
 }
+
+/// A user's recommendations are stored as picks (movie ids, scores, the movie explaining
+/// each), not as their JSON: the entry in Redis is a few hundred bytes, and another instance,
+/// with nothing in its tier, renders from it the very bytes and ETag the computing instance
+/// answered, with each movie's title and genres as its own page gives them.
+#[tokio::test]
+async fn recommendations_are_stored_as_picks_and_rendered_byte_for_byte() {
+    let (a, b) = two_instances(1000).await;
+    let user = 7;
+    let token = a.user_token(user);
+    for query in ["", "?strategy=collaborative&n=50"] {
+        let path = format!("/users/{user}/recommendations{query}");
+        let first = a.get_as(&path, &token).await;
+        assert_eq!(first.status(), 200);
+        let etag = first.headers()["etag"].clone();
+        let computed = first.bytes().await.unwrap();
+        let second = b.get_as(&path, &token).await;
+        assert_eq!(second.status(), 200);
+        let status = second.headers()["cache-status"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(status.contains("hit"), "read from Redis: {status}");
+        assert_eq!(second.headers()["etag"], etag, "{path}");
+        assert_eq!(second.bytes().await.unwrap(), computed, "{path}");
+
+        let list: shared::dto::Recommendations = serde_json::from_slice(&computed).unwrap();
+        assert!(list.model_version.is_some() && !list.items.is_empty());
+        for item in list.items.iter().take(3) {
+            let movie: shared::dto::Movie = b
+                .get(&format!("/movies/{}", item.movie_id))
+                .await
+                .json()
+                .await
+                .unwrap();
+            assert_eq!((&item.title, &item.genres), (&movie.title, &movie.genres));
+        }
+
+        let (n, strategy) = match query {
+            "" => (10, shared::params::Strategy::Hybrid),
+            _ => (50, shared::params::Strategy::Collaborative),
+        };
+        let key = a
+            .state
+            .cache
+            .keys()
+            .recommendations(shared::params::UserId(user), n, strategy);
+        let raw: Vec<u8> = a
+            .state
+            .cache
+            .redis()
+            .query(redis::cmd("GET").arg(&key))
+            .await
+            .unwrap();
+        let body = &raw[raw.iter().position(|b| *b == b'\n').unwrap() + 1..];
+        assert!(
+            origin::picks::Picks::decode(body).is_some(),
+            "picks, not JSON: {:?}",
+            String::from_utf8_lossy(&body[..body.len().min(40)])
+        );
+        assert!(
+            body.len() * 5 < computed.len(),
+            "{} stored bytes for a {}-byte answer",
+            body.len(),
+            computed.len()
+        );
+    }
+}

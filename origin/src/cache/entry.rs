@@ -134,19 +134,33 @@ impl Value {
     /// The response `variant` of this value (e.g. a list's `limit`; 0 for the body as is),
     /// rendered by `render` the first time and kept with its ETag.
     pub fn rendered(&self, variant: u32, render: impl FnOnce(&Bytes) -> Bytes) -> Rendered {
+        match self.try_rendered(variant, |body| {
+            Ok::<_, std::convert::Infallible>(render(body))
+        }) {
+            Ok(rendered) => rendered,
+        }
+    }
+
+    /// [`Value::rendered`] with a rendering that can fail (a value that must be decoded): a
+    /// failure is returned, and nothing is kept.
+    pub fn try_rendered<E>(
+        &self,
+        variant: u32,
+        render: impl FnOnce(&Bytes) -> Result<Bytes, E>,
+    ) -> Result<Rendered, E> {
         if let Some((_, found)) = self
             .lock_renderings()
             .iter()
             .find(|(kept, _)| *kept == variant)
         {
-            return found.clone();
+            return Ok(found.clone());
         }
-        let rendered = Rendered::new(render(&self.entry.body));
+        let rendered = Rendered::new(render(&self.entry.body)?);
         let mut kept = self.lock_renderings();
         if kept.len() < RENDERINGS_KEPT && !kept.iter().any(|(v, _)| *v == variant) {
             kept.push((variant, rendered.clone()));
         }
-        rendered
+        Ok(rendered)
     }
 
     /// Claims the early refresh of this value for this instance, once it is in the last

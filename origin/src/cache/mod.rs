@@ -213,6 +213,15 @@ impl Served {
     pub fn rendered(&self, variant: u32, render: impl FnOnce(&Bytes) -> Bytes) -> Rendered {
         self.value.rendered(variant, render)
     }
+
+    /// [`Served::rendered`] with a rendering that can fail (see [`Value::try_rendered`]).
+    pub fn try_rendered<E>(
+        &self,
+        variant: u32,
+        render: impl FnOnce(&Bytes) -> Result<Bytes, E>,
+    ) -> Result<Rendered, E> {
+        self.value.try_rendered(variant, render)
+    }
 }
 
 type FlightResult = Result<(Arc<Value>, bool), AppError>;

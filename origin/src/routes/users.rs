@@ -120,9 +120,10 @@ async fn recommendations(
         )));
     }
     let served = reads::recommendations(&state, user, n, strategy).await?;
+    let rendered = reads::recommendations_response(&state, &served).await?;
     Ok(personal(conditional(
         &headers,
-        served.whole(),
+        rendered,
         cache_control::PRIVATE,
         &served.status,
     )))
