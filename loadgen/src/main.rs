@@ -120,6 +120,10 @@ struct Args {
     /// Also write the per-second timeline to this CSV file.
     #[arg(long, value_name = "FILE")]
     timeline_csv: Option<PathBuf>,
+    /// Print the timeline in periods of this many seconds (60: a row a minute, with req/s,
+    /// P99 and the reads' hit rate) instead of second by second.
+    #[arg(long, value_name = "SECS", default_value_t = 1)]
+    timeline_every: usize,
 
     /// PostgreSQL of the ratings ledger (rows in `ratings` before and after the run).
     #[arg(
@@ -231,6 +235,7 @@ async fn main() -> ExitCode {
             redis_url: Some(args.redis_url),
             every: Duration::from_secs_f64(args.memory_every.max(0.1)),
         }),
+        timeline_every: args.timeline_every,
     };
     if args.warm
         && let Err(err) = loadgen::warm(&config).await

@@ -171,6 +171,7 @@ impl Recorder {
             total,
             timeout_ms: 0,
             timeline: Vec::new(),
+            periods: None,
             pace: None,
             faults: Vec::new(),
             ledger: None,
@@ -232,6 +233,8 @@ pub struct Report {
     pub timeout_ms: u64,
     /// The measured window second by second.
     pub timeline: Vec<Second>,
+    /// The same in longer periods (`--timeline-every`), when asked.
+    pub periods: Option<Vec<Second>>,
     /// The asked and achieved request rate, when the workers were paced (`--rate`).
     pub pace: Option<Pace>,
     /// The faults injected, in the order given.
@@ -316,9 +319,9 @@ impl Report {
         }
     }
 
-    /// The timeline as a table (`timeline::table`).
+    /// The timeline as a table (`timeline::table`): in its periods when they were asked.
     pub fn timeline_table(&self) -> String {
-        crate::timeline::table(&self.timeline)
+        crate::timeline::table(self.periods.as_deref().unwrap_or(&self.timeline))
     }
 
     /// The timeline as CSV (`timeline::csv`).
@@ -493,6 +496,7 @@ mod tests {
         report.timeline = (0..10)
             .map(|second| Second {
                 second,
+                seconds: 1,
                 requests: 10,
                 ok: 10,
                 status_4xx: 0,
@@ -500,6 +504,8 @@ mod tests {
                 status_503: u64::from(matches!(second, 2 | 3 | 5 | 7 | 8)),
                 transport_errors: 0,
                 timeouts: 0,
+                reads: 10,
+                hits: 10,
                 p50_ms: None,
                 p99_ms: None,
                 max_ms: None,

@@ -81,6 +81,9 @@ pub struct Options {
     pub ledger: Option<SecretString>,
     /// Memory to sample during the run.
     pub memory: Option<MemoryProbe>,
+    /// The timeline's table in periods of this many seconds (`--timeline-every`); 1 (or 0):
+    /// second by second.
+    pub timeline_every: usize,
 }
 
 /// How long the ledger waits for PostgreSQL to answer after the run.
@@ -433,7 +436,7 @@ async fn execute(
                     if sent >= measure_from {
                         recorder.record(request.kind(), latency, answer.outcome);
                         let second = sent.duration_since(measure_from).as_secs() as usize;
-                        seconds.record(second, latency, answer.outcome);
+                        seconds.record(second, latency, answer.outcome, !rating);
                     } else {
                         warmup += 1;
                     }
@@ -482,6 +485,9 @@ async fn execute(
         })
         .collect();
     report.timeline = timeline.rows(seconds, &active);
+    if options.timeline_every > 1 {
+        report.periods = Some(timeline.rows_every(seconds, options.timeline_every, &active));
+    }
     // Every measured request was sent within the window: rate over the window itself.
     report.pace = options.rate.map(|target| Pace {
         target,

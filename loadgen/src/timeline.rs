@@ -1,6 +1,8 @@
-//! The measured window second by second: requests, answers by class, latency percentiles and
-//! the faults active, so a fault's effect and the recovery after it can be read (or plotted)
-//! rather than averaged away in the run's totals. A request counts in the second it was sent.
+//! The measured window second by second: requests, answers by class, the cache hit rate of
+//! the reads, latency percentiles and the faults active, so a fault's effect and the recovery
+//! after it can be read (or plotted) rather than averaged away in the run's totals. A request
+//! counts in the second it was sent. A long run is read in longer periods (`--timeline-every
+//! 60`: a row a minute), added up from the same seconds.
 //!
 //! Each worker keeps one open second (a worker's requests are sent in time order) and adds it
 //! to the shared [`Timeline`] when it moves on: one short lock per worker per second, so
@@ -23,6 +25,8 @@ struct Bucket {
     status_503: u64,
     transport_errors: u64,
     timeouts: u64,
+    reads: u64,
+    hits: u64,
     latency: Histogram<u64>,
 }
 
@@ -36,13 +40,19 @@ impl Bucket {
             status_503: 0,
             transport_errors: 0,
             timeouts: 0,
+            reads: 0,
+            hits: 0,
             // 1 µs to 60 s; values above are clamped to the top.
             latency: Histogram::new_with_bounds(1, 60_000_000, 2).expect("valid bounds"),
         }
     }
 
-    fn record(&mut self, latency: Duration, outcome: Outcome) {
+    fn record(&mut self, latency: Duration, outcome: Outcome, read: bool) {
         self.requests += 1;
+        if read {
+            self.reads += 1;
+            self.hits += u64::from(matches!(outcome, Outcome::Ok { hit: true }));
+        }
         self.latency
             .saturating_record((latency.as_micros() as u64).clamp(1, 60_000_000));
         match outcome {
@@ -63,6 +73,8 @@ impl Bucket {
         self.status_503 += other.status_503;
         self.transport_errors += other.transport_errors;
         self.timeouts += other.timeouts;
+        self.reads += other.reads;
+        self.hits += other.hits;
         self.latency
             .add(&other.latency)
             .expect("histograms with the same bounds");
@@ -100,15 +112,33 @@ impl Timeline {
     /// are `(label, from, to)` in seconds from the window's start, each shown in the seconds
     /// it overlaps.
     pub fn rows(&self, seconds: usize, faults: &[(String, f64, f64)]) -> Vec<Second> {
+        self.rows_every(seconds, 1, faults)
+    }
+
+    /// [`Timeline::rows`] in periods of `every` seconds (at least 1), each row starting at its
+    /// period's first second; the last period may be shorter.
+    pub fn rows_every(
+        &self,
+        seconds: usize,
+        every: usize,
+        faults: &[(String, f64, f64)],
+    ) -> Vec<Second> {
+        let every = every.max(1);
         let buckets = self.seconds.lock().unwrap_or_else(PoisonError::into_inner);
-        let empty = Bucket::new();
-        (0..seconds.max(buckets.len()))
-            .map(|i| {
-                let b = buckets.get(i).and_then(Option::as_ref).unwrap_or(&empty);
+        let total = seconds.max(buckets.len());
+        (0..total.div_ceil(every))
+            .map(|period| {
+                let first = period * every;
+                let span = every.min(total - first);
+                let mut b = Bucket::new();
+                for bucket in buckets.iter().skip(first).take(span).flatten() {
+                    b.add(bucket);
+                }
                 let ms = |v: u64| (b.requests > 0).then(|| v as f64 / 1000.0);
-                let from = i as f64;
+                let (from, to) = (first as f64, (first + span) as f64);
                 Second {
-                    second: i as u32,
+                    second: first as u32,
+                    seconds: span as u32,
                     requests: b.requests,
                     ok: b.ok,
                     status_4xx: b.status_4xx,
@@ -116,12 +146,14 @@ impl Timeline {
                     status_503: b.status_503,
                     transport_errors: b.transport_errors,
                     timeouts: b.timeouts,
+                    reads: b.reads,
+                    hits: b.hits,
                     p50_ms: ms(b.latency.value_at_quantile(0.50)),
                     p99_ms: ms(b.latency.value_at_quantile(0.99)),
                     max_ms: ms(b.latency.max()),
                     faults: faults
                         .iter()
-                        .filter(|(_, start, end)| *start < from + 1.0 && *end > from)
+                        .filter(|(_, start, end)| *start < to && *end > from)
                         .map(|(label, _, _)| label.clone())
                         .collect(),
                 }
@@ -140,15 +172,16 @@ pub struct SecondRecorder {
 
 impl SecondRecorder {
     /// Records a request sent `second` whole seconds into the measured window.
-    pub fn record(&mut self, second: usize, latency: Duration, outcome: Outcome) {
+    /// `read`: a read, whose hit counts in the hit rate.
+    pub fn record(&mut self, second: usize, latency: Duration, outcome: Outcome, read: bool) {
         match &mut self.open {
-            Some((open, bucket)) if *open == second => bucket.record(latency, outcome),
+            Some((open, bucket)) if *open == second => bucket.record(latency, outcome, read),
             open => {
                 if let Some((done, bucket)) = open.take() {
                     self.timeline.add(done, &bucket);
                 }
                 let mut bucket = Bucket::new();
-                bucket.record(latency, outcome);
+                bucket.record(latency, outcome, read);
                 *open = Some((second, bucket));
             }
         }
@@ -163,11 +196,13 @@ impl Drop for SecondRecorder {
     }
 }
 
-/// One second of the measured window.
+/// One second (or period, see [`Timeline::rows_every`]) of the measured window.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Second {
     /// Whole seconds from the window's start.
     pub second: u32,
+    /// How many seconds the row covers (1 but in a period's row).
+    pub seconds: u32,
     /// Requests sent in it.
     pub requests: u64,
     /// 2xx and 3xx.
@@ -182,6 +217,10 @@ pub struct Second {
     pub transport_errors: u64,
     /// No response within the client's timeout (`--timeout-ms`).
     pub timeouts: u64,
+    /// Reads (every request but ratings).
+    pub reads: u64,
+    /// Reads the nearest cache answered (the last `Cache-Status` member says hit).
+    pub hits: u64,
     /// Median latency; `None` without requests.
     pub p50_ms: Option<f64>,
     /// P99.
@@ -197,34 +236,51 @@ impl Second {
     pub fn errors(&self) -> u64 {
         self.status_5xx + self.status_503 + self.transport_errors + self.timeouts
     }
+
+    /// Requests per second over the row.
+    pub fn rate(&self) -> f64 {
+        self.requests as f64 / f64::from(self.seconds.max(1))
+    }
+
+    /// Hits over reads; `None` without reads.
+    pub fn hit_rate(&self) -> Option<f64> {
+        (self.reads > 0).then(|| self.hits as f64 / self.reads as f64)
+    }
 }
 
-const COLUMNS: [&str; 12] = [
+const COLUMNS: [&str; 15] = [
     "second",
+    "seconds",
     "requests",
+    "req_per_sec",
     "ok",
     "status_4xx",
     "status_5xx",
     "status_503",
     "transport_errors",
     "timeouts",
+    "hit_rate",
     "p50_ms",
     "p99_ms",
     "max_ms",
     "faults",
 ];
 
-fn cells(row: &Second) -> [String; 12] {
+fn cells(row: &Second) -> [String; 15] {
     let ms = |v: Option<f64>| v.map_or_else(String::new, |v| format!("{v:.2}"));
     [
         row.second.to_string(),
+        row.seconds.to_string(),
         row.requests.to_string(),
+        format!("{:.0}", row.rate()),
         row.ok.to_string(),
         row.status_4xx.to_string(),
         row.status_5xx.to_string(),
         row.status_503.to_string(),
         row.transport_errors.to_string(),
         row.timeouts.to_string(),
+        row.hit_rate()
+            .map_or_else(String::new, |h| format!("{:.1}", 100.0 * h)),
         ms(row.p50_ms),
         ms(row.p99_ms),
         ms(row.max_ms),
@@ -233,24 +289,38 @@ fn cells(row: &Second) -> [String; 12] {
 }
 
 /// A whitespace-aligned table (gnuplot and `column -t` read it): one header line, one line
-/// per second, `-` for no value.
+/// per row (a second, or a period), `-` for no value.
 pub fn table(rows: &[Second]) -> String {
     let mut out = String::new();
     let header = [
-        "sec", "req", "2xx/3xx", "4xx", "5xx", "503", "conn_err", "timeout", "p50_ms", "p99_ms",
-        "max_ms", "faults",
+        "sec", "secs", "req", "req/s", "2xx/3xx", "4xx", "5xx", "503", "conn_err", "timeout",
+        "hit%", "p50_ms", "p99_ms", "max_ms", "faults",
     ];
     let line = |out: &mut String, c: &[&str]| {
         let _ = writeln!(
             out,
-            "{:>4} {:>7} {:>7} {:>5} {:>5} {:>5} {:>8} {:>7} {:>8} {:>8} {:>8}  {}",
-            c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11]
+            "{:>4} {:>4} {:>7} {:>6} {:>7} {:>5} {:>5} {:>5} {:>8} {:>7} {:>5} {:>8} {:>8} {:>8}  {}",
+            c[0],
+            c[1],
+            c[2],
+            c[3],
+            c[4],
+            c[5],
+            c[6],
+            c[7],
+            c[8],
+            c[9],
+            c[10],
+            c[11],
+            c[12],
+            c[13],
+            c[14]
         );
     };
     line(&mut out, &header);
     for row in rows {
         let mut c = cells(row);
-        for cell in &mut c[8..] {
+        for cell in &mut c[10..14] {
             if cell.is_empty() {
                 *cell = "-".to_owned();
             }
@@ -280,12 +350,12 @@ mod tests {
         let timeline = Timeline::default();
         let mut a = timeline.recorder();
         let mut b = timeline.recorder();
-        a.record(0, Duration::from_millis(1), Outcome::Ok { hit: true });
-        a.record(0, Duration::from_millis(3), Outcome::Unavailable);
-        a.record(2, Duration::from_millis(2000), Outcome::Timeout);
-        b.record(0, Duration::from_millis(2), Outcome::Refused);
-        b.record(2, Duration::from_millis(5), Outcome::ServerError);
-        b.record(2, Duration::from_millis(5), Outcome::Transport);
+        a.record(0, Duration::from_millis(1), Outcome::Ok { hit: true }, true);
+        a.record(0, Duration::from_millis(3), Outcome::Unavailable, true);
+        a.record(2, Duration::from_millis(2000), Outcome::Timeout, true);
+        b.record(0, Duration::from_millis(2), Outcome::Refused, false);
+        b.record(2, Duration::from_millis(5), Outcome::ServerError, true);
+        b.record(2, Duration::from_millis(5), Outcome::Transport, true);
         drop((a, b));
         let faults = [("redis".to_owned(), 1.5, 2.0)];
         let rows = timeline.rows(4, &faults);
@@ -319,15 +389,58 @@ mod tests {
     #[test]
     fn table_and_csv_have_one_line_per_second() {
         let timeline = Timeline::default();
-        timeline
-            .recorder()
-            .record(1, Duration::from_millis(1), Outcome::Ok { hit: false });
+        timeline.recorder().record(
+            1,
+            Duration::from_millis(1),
+            Outcome::Ok { hit: false },
+            true,
+        );
         let rows = timeline.rows(2, &[("postgres".to_owned(), 0.0, 5.0)]);
         let csv = csv(&rows);
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines[0], COLUMNS.join(","));
-        assert_eq!(lines[1], "0,0,0,0,0,0,0,0,,,,postgres");
-        assert!(lines[2].starts_with("1,1,1,0,0,0,0,0,1.00,1.00,1.00,postgres"));
+        assert_eq!(lines[1], "0,1,0,0,0,0,0,0,0,0,,,,,postgres");
+        assert!(lines[2].starts_with("1,1,1,1,1,0,0,0,0,0,0.0,1.00,1.00,1.00,postgres"));
         assert_eq!(table(&rows).lines().count(), 3);
+    }
+
+    #[test]
+    fn periods_add_up_their_seconds_with_the_reads_hit_rate() {
+        let timeline = Timeline::default();
+        let mut worker = timeline.recorder();
+        for second in 0..5 {
+            for hit in [true, true, true, false] {
+                worker.record(second, Duration::from_millis(2), Outcome::Ok { hit }, true);
+            }
+            // A rating: counted as a request, not in the hit rate.
+            worker.record(
+                second,
+                Duration::from_millis(40),
+                Outcome::Ok { hit: false },
+                false,
+            );
+        }
+        drop(worker);
+        let rows = timeline.rows_every(5, 2, &[("redis".to_owned(), 2.5, 3.0)]);
+        assert_eq!(rows.len(), 3, "0-1, 2-3 and the last, shorter, 4");
+        assert_eq!(
+            (rows[0].second, rows[0].seconds, rows[0].requests),
+            (0, 2, 10)
+        );
+        assert_eq!((rows[0].reads, rows[0].hits), (8, 6));
+        assert_eq!(rows[0].hit_rate(), Some(0.75));
+        assert_eq!(rows[0].rate(), 5.0);
+        assert!(rows[0].faults.is_empty());
+        assert_eq!(rows[1].faults, vec!["redis"]);
+        assert_eq!(
+            (rows[2].second, rows[2].seconds, rows[2].rate()),
+            (4, 1, 5.0)
+        );
+        assert!(rows[2].p99_ms.unwrap() > 30.0, "{:?}", rows[2]);
+        assert_eq!(
+            timeline.rows_every(5, 1, &[]),
+            timeline.rows(5, &[]),
+            "periods of one second are the seconds"
+        );
     }
 }
