@@ -31,6 +31,9 @@
 #   PG_FAST=1           start PostgreSQL with fsync/synchronous_commit/full_page_writes off
 #                       (throwaway test data only; never the default)
 #   REDIS_MAXMEMORY=256mb  maxmemory of every Redis process (allkeys-lru)
+#   REDIS_PERSIST=aof   Redis keeps its data across a restart in an append-only file in its
+#                       folder (every acknowledged write survives a crash of the process);
+#                       default: nothing kept, a restarted Redis is empty
 #
 # URLs printed by up/status:
 #   postgres://origin@127.0.0.1:$PG_PORT/movies   (role "origin", trust auth, db created by up)
@@ -210,9 +213,15 @@ redis_launch() { # DIR PORT [ARGS...]
     die "port $port already answers PING but is not the Redis of $dir: stop that process first"
   fi
   rm -f "$dir/redis.pid"
+  local persist=()
+  case ${REDIS_PERSIST:-} in
+    '') ;;
+    aof) persist=(--appendonly yes --appendfsync everysec) ;;
+    *) die "REDIS_PERSIST=$REDIS_PERSIST: only aof is known" ;;
+  esac
   redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --daemonize yes \
     --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" \
-    --maxmemory "$REDIS_MAXMEMORY" --maxmemory-policy allkeys-lru "$@" >/dev/null 9>&- \
+    --maxmemory "$REDIS_MAXMEMORY" --maxmemory-policy allkeys-lru "${persist[@]}" "$@" >/dev/null 9>&- \
     || die_log "$dir/redis.log" "redis-server on port $port failed to start"
   echo "$port" >"$dir/port"
 }

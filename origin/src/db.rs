@@ -373,6 +373,64 @@ impl Db {
         .await
     }
 
+    /// Records that `user`'s cached values must be invalidated and Redis has not acknowledged
+    /// it (see the migration `cache_invalidations`); a later record of the same user moves its
+    /// time on, so a delivery of the earlier one does not delete it.
+    pub async fn record_invalidation(&self, user: UserId) -> Result<(), AppError> {
+        self.guarded(async move {
+            sqlx::query(
+                "INSERT INTO cache_invalidations (user_id) VALUES ($1) \
+                 ON CONFLICT (user_id) DO UPDATE SET recorded_at = clock_timestamp()",
+            )
+            .bind(user.0)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The recorded invalidations (at most `limit`), each with the time it was recorded.
+    pub async fn recorded_invalidations(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(UserId, chrono::DateTime<chrono::Utc>)>, AppError> {
+        self.guarded(async move {
+            let rows: Vec<(i32, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+                "SELECT user_id, recorded_at FROM cache_invalidations ORDER BY recorded_at LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows.into_iter().map(|(user, at)| (UserId(user), at)).collect())
+        })
+        .await
+    }
+
+    /// Deletes the recorded invalidations delivered: each row only as it was read (a user
+    /// recorded again since keeps theirs).
+    pub async fn delete_invalidations(
+        &self,
+        delivered: &[(UserId, chrono::DateTime<chrono::Utc>)],
+    ) -> Result<(), AppError> {
+        let users: Vec<i32> = delivered.iter().map(|(user, _)| user.0).collect();
+        let times: Vec<chrono::DateTime<chrono::Utc>> =
+            delivered.iter().map(|(_, at)| *at).collect();
+        self.guarded(async move {
+            sqlx::query(
+                "DELETE FROM cache_invalidations c \
+                 USING unnest($1::integer[], $2::timestamptz[]) AS d(user_id, recorded_at) \
+                 WHERE c.user_id = d.user_id AND c.recorded_at = d.recorded_at",
+            )
+            .bind(users)
+            .bind(times)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
     /// In one statement (so one snapshot): the user's row, and their ratings written after
     /// rating version `since`, or all of them when `since` is `None`. `None` for an unknown
     /// user.
@@ -686,5 +744,27 @@ impl Db {
             Ok(true)
         })
         .await
+    }
+}
+
+/// The log of invalidations Redis did not acknowledge is `cache_invalidations`.
+impl crate::cache::InvalidationLog for Db {
+    fn record(&self, user: UserId) -> futures::future::BoxFuture<'_, Result<(), AppError>> {
+        Box::pin(self.record_invalidation(user))
+    }
+
+    fn recorded(
+        &self,
+        limit: i64,
+    ) -> futures::future::BoxFuture<'_, Result<Vec<(UserId, crate::cache::RecordedAt)>, AppError>>
+    {
+        Box::pin(self.recorded_invalidations(limit))
+    }
+
+    fn delete<'a>(
+        &'a self,
+        delivered: &'a [(UserId, crate::cache::RecordedAt)],
+    ) -> futures::future::BoxFuture<'a, Result<(), AppError>> {
+        Box::pin(self.delete_invalidations(delivered))
     }
 }

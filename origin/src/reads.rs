@@ -547,7 +547,12 @@ async fn with_model(
             (true, recommend::Fold::Updated) => StateOutcome::Updated,
             (true, recommend::Fold::Refolded) => StateOutcome::Refolded,
         };
-        let to_store = (outcome != StateOutcome::Current).then(|| user_state.encode());
+        let to_store = (outcome != StateOutcome::Current).then(|| {
+            (
+                user_state.encode(),
+                user_state.rated_since(computing.trained_at),
+            )
+        });
         let scored =
             recommend::inputs(&computing, &catalogue_for_ranking, &user_state, strategy, n).map(
                 |inputs| {
@@ -566,14 +571,16 @@ async fn with_model(
     .map_err(|e| AppError::from(anyhow::Error::new(e).context("scoring task")))?;
     metrics::counter!("recommendation_user_states_total", "outcome" => outcome.as_str())
         .increment(1);
-    if let Some(body) = to_store {
+    if let Some((body, rated_since_training)) = to_store {
         // Inline, not in the background: one write per rating, and the next computation
-        // (often the very next request) then starts from it.
+        // (often the very next request) then starts from it. Kept the family's 7 days for a
+        // user who rated since the model was trained, else `READER_STATE_SECS`.
         let key = state.cache.keys().embedding(user);
-        let computed = Computed {
-            body,
-            ttl_secs: ttl_secs(Family::Embedding, false, &key),
+        let ttl_secs = match rated_since_training {
+            true => ttl_secs(Family::Embedding, false, &key),
+            false => READER_STATE_SECS,
         };
+        let computed = Computed { body, ttl_secs };
         state
             .cache
             .store_unscoped(Family::Embedding, &key, pinned.epoch(), computed)
@@ -597,6 +604,15 @@ async fn with_model(
         }
     }
 }
+
+/// How long a user's recommender state is kept in Redis when only read since the model was
+/// trained: long enough for the rating that follows a read (look at the list, rate a movie,
+/// look again), which then updates it instead of reading every rating. Kept longer, the states
+/// of users who only read would take the memory of the values that answer reads: at the
+/// MovieLens-25M shape a state is about 3 KB (9 KB with a heavy rater's fold-in sums) against
+/// about 300 bytes for the user's recommendations, and with a 7-day life they filled two
+/// thirds of the design's 256 MB of Redis (see the README's measurements).
+pub const READER_STATE_SECS: u64 = 60;
 
 /// Where a computation's user state came from, for the metric
 /// `recommendation_user_states_total{outcome}`.

@@ -260,6 +260,12 @@ impl UserState {
         Fold::Refolded
     }
 
+    /// Whether the user rated anything after `at` (for the model strategies: since the model
+    /// was trained).
+    pub fn rated_since(&self, at: chrono::DateTime<chrono::Utc>) -> bool {
+        self.ratings.iter().any(|r| r.rated_at > at)
+    }
+
     /// The state as stored, little-endian: [`STATE_FORMAT`], the version (i64), the ratings
     /// ([`UserState::write_ratings`]), then whether a fold-in follows (u8) and if so its model
     /// version (u16 length, UTF-8), updates (u32), embedding (u16 length, f32s), and whether the

@@ -123,6 +123,7 @@ impl Application {
             compute_concurrency: settings.compute_concurrency as usize,
             outage_hold: Duration::from_secs(settings.cache_outage_hold_secs),
         });
+        cache.set_invalidation_log(Arc::new(db.clone()));
         cache.set_user_versions({
             let db = db.clone();
             Arc::new(move |user| {

@@ -380,3 +380,110 @@ async fn under_load_a_killed_cluster_master_fails_no_request() {
         "the cache serves again after the failover\n{table}"
     );
 }
+
+/// A Redis that keeps its data across a restart (an append-only file) brings back the users'
+/// generation tokens and values as they were. A rating made while it was down could not
+/// replace its user's token, and the instance that made it may be gone before Redis returns
+/// (here: an instance that never reaches Redis at all). The rating is recorded in PostgreSQL
+/// before it is answered, and an instance that lost its connection reads no user's value from
+/// Redis again before delivering every recorded one: the other instance serves the profile as
+/// it is after the rating, although Redis brought back the entry from before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_redis_that_kept_its_data_never_serves_a_value_a_rating_made_meanwhile_changed()
+{
+    let redis = PrivateServer::redis_persistent();
+    let database = fresh_database().await;
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let reader_settings = test_settings(&database, RedisMode::Single, &url);
+    let mut writer_settings = test_settings(
+        &database,
+        RedisMode::Single,
+        &format!("redis://127.0.0.1:{}", tests::free_port()),
+    );
+    writer_settings.cache_namespace = reader_settings.cache_namespace.clone();
+    writer_settings.jwt_secret = reader_settings.jwt_secret.clone();
+    writer_settings.migrate_on_start = false;
+    let reader = TestApp::spawn_with(reader_settings).await;
+    let writer = TestApp::spawn_with(writer_settings).await;
+
+    let user = 11;
+    let token = reader.user_token(user);
+    let path = format!("/users/{user}/profile");
+    async fn profile(app: &TestApp, path: &str, token: &str) -> shared::dto::Profile {
+        let response = app.get_as(path, token).await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+    let before = profile(&reader, &path, &token).await;
+    let cached = profile(&reader, &path, &token).await;
+    assert_eq!(cached.rating_count, before.rating_count);
+    let key = reader
+        .state
+        .cache
+        .keys()
+        .profile(shared::params::UserId(user));
+
+    let pool = sqlx::PgPool::connect(&database).await.unwrap();
+    let unrated: i32 = sqlx::query_scalar(
+        "SELECT id FROM movies m WHERE NOT EXISTS \
+         (SELECT 1 FROM ratings r WHERE r.user_id = $1 AND r.movie_id = m.id) ORDER BY id LIMIT 1",
+    )
+    .bind(user)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+
+    redis.stop();
+    let rated = writer.rate(user, unrated.into(), 4.0).await;
+    assert_eq!(
+        rated.status(),
+        201,
+        "a new rating, which needs PostgreSQL only"
+    );
+    let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM cache_invalidations")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        recorded, 1,
+        "the rating's invalidation is recorded for every instance"
+    );
+
+    redis.start();
+    let raw = redis::Client::open(url.as_str()).unwrap();
+    let mut raw = raw.get_multiplexed_async_connection().await.unwrap();
+    let restored: Option<Vec<u8>> = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(
+        restored.is_some(),
+        "Redis brought back the profile from before the rating"
+    );
+    // Every read after the restart shows the rating, until one has gone through the restarted
+    // Redis rather than around it (its breaker closes once Redis answers again).
+    let mut through_redis = false;
+    for _ in 0..200 {
+        let response = reader.get_as(&path, &token).await;
+        assert_eq!(response.status(), 200);
+        let status = cache_status(&response);
+        let after: shared::dto::Profile = response.json().await.unwrap();
+        assert_eq!(
+            after.rating_count,
+            before.rating_count + 1,
+            "the reader serves the profile as it is after the rating ({status})"
+        );
+        if !status.contains("cache-unavailable") {
+            through_redis = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(through_redis, "Redis was used again within 10 s");
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM cache_invalidations")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "delivered and deleted");
+}

@@ -200,9 +200,9 @@ async fn ratings_read_only_the_delta_and_equal_a_fresh_computation(user: i32, ou
     }
 }
 
-/// The state replaces the bare embedding under the embedding key: binary (not JSON), kept 7
-/// days, read again without being stored again while nothing changed, stored once after a
-/// rating.
+/// The state replaces the bare embedding under the embedding key: binary (not JSON), kept a
+/// minute for a user who only reads and 7 days once they rate, read again without being stored
+/// again while nothing changed, stored once after a rating.
 #[tokio::test]
 async fn the_state_is_cached_as_binary_and_stored_again_only_when_it_changed() {
     let app = TestApp::spawn().await;
@@ -216,10 +216,10 @@ async fn the_state_is_cached_as_binary_and_stored_again_only_when_it_changed() {
     assert_eq!(state.embedding().len(), factors);
     assert_eq!(state.ratings().len(), rating_count(&app, 3).await);
     let ttl: i64 = redis.query(redis::cmd("TTL").arg(&key)).await.unwrap();
-    let grace = app.state.settings.cache_stale_grace_secs as i64;
+    let reader_secs = origin::reads::READER_STATE_SECS as i64;
     assert!(
-        (544_320..=604_800).contains(&(ttl - grace)),
-        "7 days: {ttl}"
+        (reader_secs - 10..=reader_secs).contains(&ttl),
+        "a user who has not rated since the model was trained: a minute, {ttl}"
     );
 
     let family = shared::cache_key::Family::Embedding;
@@ -240,6 +240,11 @@ async fn the_state_is_cached_as_binary_and_stored_again_only_when_it_changed() {
     let raw: Vec<u8> = redis.query(redis::cmd("GET").arg(&key)).await.unwrap();
     let body = &raw[raw.iter().position(|b| *b == b'\n').unwrap() + 1..];
     let state = UserState::decode(body).unwrap();
+    let ttl: i64 = redis.query(redis::cmd("TTL").arg(&key)).await.unwrap();
+    assert!(
+        (544_320..=604_800).contains(&ttl),
+        "a user who rates: 7 days, {ttl}, and no grace: a state is never served stale"
+    );
     assert_eq!(state.version, 1);
     assert!(
         state

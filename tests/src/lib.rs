@@ -413,10 +413,16 @@ pub fn free_port() -> u16 {
 
 /// Runs `scripts/services.sh` with `args`, panicking with its output on failure.
 pub fn services(args: &[&str]) {
+    services_with(args, &[]);
+}
+
+/// [`services`] with more environment (e.g. `REDIS_PERSIST`).
+pub fn services_with(args: &[&str], env: &[(&str, &str)]) {
     let script = repo_root().join("scripts/services.sh");
     let out = Command::new(&script)
         .args(args)
         .env("PG_FAST", "1")
+        .envs(env.iter().copied())
         .output()
         .expect("run scripts/services.sh");
     assert!(
@@ -434,6 +440,7 @@ pub struct PrivateServer {
     /// Its port.
     pub port: u16,
     kind: &'static str,
+    env: &'static [(&'static str, &'static str)],
 }
 
 impl PrivateServer {
@@ -443,6 +450,19 @@ impl PrivateServer {
             dir: private_dir("redis"),
             port: free_port(),
             kind: "redis",
+            env: &[],
+        };
+        server.start();
+        server
+    }
+
+    /// A private single Redis that keeps its data across a restart (an append-only file).
+    pub fn redis_persistent() -> PrivateServer {
+        let server = PrivateServer {
+            dir: private_dir("redis"),
+            port: free_port(),
+            kind: "redis",
+            env: &[("REDIS_PERSIST", "aof")],
         };
         server.start();
         server
@@ -454,6 +474,7 @@ impl PrivateServer {
             dir: private_dir("pg"),
             port: free_port(),
             kind: "pg",
+            env: &[],
         };
         server.start();
         server
@@ -471,6 +492,7 @@ impl PrivateServer {
             dir: private_dir("cluster"),
             port: base,
             kind: "cluster",
+            env: &[],
         };
         server.start();
         server
@@ -486,11 +508,14 @@ impl PrivateServer {
 
     /// Starts (or restarts) it.
     pub fn start(&self) {
-        services(&[
-            &format!("{}-start", self.kind),
-            self.dir.to_str().expect("utf-8 path"),
-            &self.port.to_string(),
-        ]);
+        services_with(
+            &[
+                &format!("{}-start", self.kind),
+                self.dir.to_str().expect("utf-8 path"),
+                &self.port.to_string(),
+            ],
+            self.env,
+        );
     }
 
     /// Stops it.

@@ -29,10 +29,18 @@
 //!
 //! **An invalidation Redis did not acknowledge** (Redis unreachable) is kept and retried, and
 //! until it succeeds this instance does not read that user's (or that key's) cached values.
+//! A user's is also recorded in PostgreSQL before the rating is answered
+//! ([`InvalidationLog`]), for every instance: after it lost a connection to Redis (a restart,
+//! a failover, a network fault), an instance reads no user's value from Redis until it has
+//! delivered every recorded one ([`Cache::sweep_recorded`]), and it delivers them every half
+//! second anyway. So a Redis that keeps its data across a restart (an append-only file)
+//! cannot bring back a token from before a rating made while it was down and have it served.
 
 use super::local::LocalTier;
 use super::stats::Event;
 use super::{Cache, Scope};
+use crate::error::AppError;
+use futures::future::BoxFuture;
 use redis::{PushInfo, PushKind, Value as RedisValue};
 use shared::cache_key::{Family, KeySpace};
 use shared::params::UserId;
@@ -40,6 +48,27 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::Notify;
+
+/// When an invalidation was recorded (the row's own time: a delivery deletes only the row
+/// it read).
+pub type RecordedAt = chrono::DateTime<chrono::Utc>;
+
+/// Where a user's invalidation Redis did not acknowledge is recorded for every instance
+/// (PostgreSQL's `cache_invalidations`, see the module documentation).
+pub trait InvalidationLog: Send + Sync {
+    /// Records `user`'s.
+    fn record(&self, user: UserId) -> BoxFuture<'_, Result<(), AppError>>;
+    /// The oldest recorded ones, at most `limit`.
+    fn recorded(&self, limit: i64) -> BoxFuture<'_, Result<Vec<(UserId, RecordedAt)>, AppError>>;
+    /// Deletes the ones delivered, each only as it was read.
+    fn delete<'a>(
+        &'a self,
+        delivered: &'a [(UserId, RecordedAt)],
+    ) -> BoxFuture<'a, Result<(), AppError>>;
+}
+
+/// Recorded invalidations delivered per round.
+const RECORDED_PER_ROUND: i64 = 1000;
 
 /// Invalidations Redis has not acknowledged yet.
 #[derive(Default)]
@@ -138,6 +167,11 @@ impl Tracking {
     /// Sessions started since this instance started (1 after the first connection).
     pub(super) fn sessions_started(&self) -> u64 {
         self.sessions_started.load(Ordering::Relaxed)
+    }
+
+    /// Connections lost so far.
+    pub(super) fn losses(&self) -> u64 {
+        self.losses.load(Ordering::Acquire)
     }
 
     /// Notices received.
@@ -254,6 +288,10 @@ impl Cache {
     /// profile) with one command; the recommender state is brought up to date instead (see
     /// `reads::recommendations`). Returns whether Redis acknowledged it; if not, it
     /// is retried and this instance bypasses the user's cached values until it succeeds.
+    ///
+    /// Not acknowledged, it is also recorded in PostgreSQL before this returns (see
+    /// [`InvalidationLog`]), so that every instance delivers it before it reads users' values
+    /// from a Redis it reconnected to.
     pub async fn invalidate_user(&self, user: UserId) -> bool {
         let ok = self.replace_generation(user).await;
         if ok {
@@ -262,8 +300,103 @@ impl Cache {
             }
         } else {
             self.pending().users.insert(user);
+            if let Some(log) = self.inner.log.get()
+                && let Err(err) = log.record(user).await
+            {
+                tracing::error!(
+                    error = %err,
+                    user = user.0,
+                    "an invalidation Redis did not acknowledge could not be recorded either: \
+                     only this instance knows of it"
+                );
+            }
         }
         ok
+    }
+
+    /// Whether this instance may read users' values from Redis: once it has delivered every
+    /// recorded invalidation since it last lost a connection to Redis (a restart may have
+    /// brought back tokens from before them). Delivers them when due, one caller at a time;
+    /// `losses` is the count of lost connections the caller read before asking.
+    pub(super) async fn swept(&self, losses: u64) -> bool {
+        if self.inner.log.get().is_none()
+            || self.inner.swept_losses.load(Ordering::Acquire) == losses
+        {
+            return true;
+        }
+        // After a failed delivery (PostgreSQL or Redis not answering), requests do not try
+        // again for a second: they bypass Redis at once, and the half-second retry goes on.
+        let now = self.inner.clock.now();
+        if now - self.inner.sweep_failed_at.load(Ordering::Acquire) < 1 {
+            return false;
+        }
+        let _turn = self.inner.sweeping.lock().await;
+        if self.inner.swept_losses.load(Ordering::Acquire) == losses {
+            return true;
+        }
+        let swept = self.sweep_recorded().await;
+        if !swept {
+            self.inner.sweep_failed_at.store(now, Ordering::Release);
+        }
+        swept
+    }
+
+    /// Delivers every recorded invalidation (see [`InvalidationLog`]); whether all were. Once
+    /// all were, users' values may be read again from the connections this instance has now.
+    pub async fn sweep_recorded(&self) -> bool {
+        let Some(log) = self.inner.log.get() else {
+            return true;
+        };
+        let losses = self.inner.tracking.losses();
+        // Redis answers first, on every master: the rows read after it include every rating
+        // whose invalidation failed before this connection was made.
+        if self
+            .inner
+            .redis
+            .on_every_master(&redis::cmd("PING"))
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        loop {
+            let recorded = match log.recorded(RECORDED_PER_ROUND).await {
+                Ok(recorded) => recorded,
+                Err(err) => {
+                    tracing::debug!(
+                        error = %err,
+                        "recorded invalidations unread: users' values bypass Redis until they are"
+                    );
+                    return false;
+                }
+            };
+            let mut delivered = Vec::with_capacity(recorded.len());
+            for (user, at) in &recorded {
+                if !self.replace_generation(*user).await {
+                    break;
+                }
+                self.pending().users.remove(user);
+                for family in [Family::Recommendations, Family::Profile] {
+                    self.inner.stats.record(family, Event::Invalidated);
+                }
+                delivered.push((*user, *at));
+            }
+            if !delivered.is_empty()
+                && let Err(err) = log.delete(&delivered).await
+            {
+                // Delivered again next time: replacing a token twice costs a recomputation.
+                tracing::debug!(error = %err, "delivered invalidations not deleted");
+            }
+            if delivered.len() < recorded.len() {
+                return false;
+            }
+            if (recorded.len() as i64) < RECORDED_PER_ROUND {
+                break;
+            }
+        }
+        // A connection lost meanwhile is swept again by the next reader.
+        self.inner.swept_losses.store(losses, Ordering::Release);
+        true
     }
 
     async fn replace_generation(&self, user: UserId) -> bool {
@@ -348,6 +481,10 @@ impl Cache {
     }
 
     pub(super) async fn retry_pending(&self) {
+        if self.inner.log.get().is_some() {
+            let _turn = self.inner.sweeping.lock().await;
+            self.sweep_recorded().await;
+        }
         let (users, keys): (Vec<UserId>, Vec<String>) = {
             let pending = self.pending();
             (

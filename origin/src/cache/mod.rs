@@ -63,6 +63,7 @@ use connection::OnPush;
 pub use connection::{Redis, RedisError};
 use entry::Entry;
 pub use entry::{Rendered, Value};
+pub use invalidation::{InvalidationLog, RecordedAt};
 use invalidation::{Mark, Pending, Tracking};
 pub use local::LocalSnapshot;
 use local::LocalTier;
@@ -247,6 +248,14 @@ struct Inner {
     bulkheads: Vec<Semaphore>,
     outage_hold_secs: i64,
     user_versions: std::sync::OnceLock<UserVersions>,
+    // Where invalidations Redis did not acknowledge are recorded for every instance, the
+    // count of lost connections the last delivery of them covered, and one delivery at a time
+    // (see `invalidation`).
+    log: std::sync::OnceLock<Arc<dyn InvalidationLog>>,
+    swept_losses: AtomicU64,
+    sweeping: tokio::sync::Mutex<()>,
+    // When (clock seconds) a delivery a request started last failed.
+    sweep_failed_at: std::sync::atomic::AtomicI64,
 }
 
 /// Where the cache reads a user's rating version while Redis is down (PostgreSQL's
@@ -338,6 +347,10 @@ impl Cache {
                     .collect(),
                 outage_hold_secs: config.outage_hold.as_secs() as i64,
                 user_versions: std::sync::OnceLock::new(),
+                log: std::sync::OnceLock::new(),
+                swept_losses: AtomicU64::new(0),
+                sweeping: tokio::sync::Mutex::new(()),
+                sweep_failed_at: std::sync::atomic::AtomicI64::new(i64::MIN / 2),
             }),
         };
         let weak = Arc::downgrade(&cache.inner);
@@ -355,6 +368,15 @@ impl Cache {
     /// Sets where a user's rating version is read while Redis is down (once, at start-up).
     pub fn set_user_versions(&self, versions: UserVersions) {
         let _ = self.inner.user_versions.set(versions);
+    }
+
+    /// Sets where invalidations Redis did not acknowledge are recorded for every instance
+    /// (once, at start-up; see `invalidation`). Until the first delivery of them, no user's
+    /// value is read from Redis: a Redis that kept its data may hold tokens from before them.
+    pub fn set_invalidation_log(&self, log: Arc<dyn InvalidationLog>) {
+        if self.inner.log.set(log).is_ok() {
+            self.inner.swept_losses.store(u64::MAX, Ordering::Release);
+        }
     }
 
     /// The key builder.
@@ -429,7 +451,14 @@ impl Cache {
         // The epoch first: an input read after it is at least as new as it.
         let epoch = self.epoch();
         let redis_down = self.inner.redis.is_down();
-        if redis_down || !self.settle_pending(&scope, &key).await {
+        // A user's values are read from Redis only over connections made before the last
+        // delivery of the recorded invalidations, checked again after each read.
+        let losses = self.inner.tracking.losses();
+        let per_user = scope.user().is_some();
+        if redis_down
+            || !self.settle_pending(&scope, &key).await
+            || (per_user && !self.swept(losses).await)
+        {
             // Redis is down, or an invalidation of this value has not reached it yet: neither
             // Redis nor anything read from it is trusted.
             traced.mark(Step::RedisSkipped(match redis_down {
@@ -450,6 +479,10 @@ impl Cache {
                 .lookup_local(family, &key, &scope, value, epoch, now, traced)
                 .await
             {
+                Local::Hit(..) if per_user && self.inner.tracking.losses() != losses => {
+                    // The generation was read over a connection made since: not trusted.
+                    traced.record(Step::LocalNotServable(Why::GenerationUnread), local_started);
+                }
                 Local::Hit(served, generation) => {
                     traced.record(Step::LocalHit, local_started);
                     self.inner.local.count(true);
@@ -478,6 +511,12 @@ impl Cache {
         let reads_generation = scope.user().is_some() && generation.is_none();
         let read_started = traced.start();
         let (cache_ok, generation, entry) = match self.read(&scope, &key, generation).await {
+            // Read over a connection made after the last delivery of the recorded
+            // invalidations: as if Redis had not answered (nothing is stored under it either).
+            Ok(_) if per_user && self.inner.tracking.losses() != losses => {
+                stats.record(family, Event::Error);
+                (false, None, None)
+            }
             Ok((generation, raw)) => (true, generation, raw.and_then(Entry::decode)),
             Err(err) => {
                 stats.record(family, Event::Error);
@@ -825,7 +864,13 @@ impl Cache {
     /// Writes `entry` under `key` and counts it as `family`'s (its bytes too).
     async fn write(&self, family: Family, key: &str, entry: &Entry) -> Result<(), RedisError> {
         let ttl = (entry.fresh_until - entry.stored_at).max(0) as u64;
-        let expire = ttl + self.inner.grace_secs;
+        // Kept past its TTL to be served stale while PostgreSQL is down; never a user's
+        // recommender state, which is only a starting point checked against PostgreSQL.
+        let grace = match family {
+            Family::Embedding => 0,
+            _ => self.inner.grace_secs,
+        };
+        let expire = ttl + grace;
         let encoded = entry.encode();
         let bytes = (key.len() + encoded.len()) as u64;
         self.inner
