@@ -97,6 +97,18 @@ for name, f in stats["families"].items():
     print("%-16s %8s %8s %11s" % (name, "-" if rate is None else "%.1f%%" % (100 * rate),
                                   f.get("stores", 0), f.get("bytes_per_entry") or "-"))
 '
+echo "== an uncached recommendation's parts, mean over the run (recommend_part_seconds)"
+curl -sf "http://127.0.0.1:$PORT/metrics" | python3 -c '
+import re, sys
+sums, counts = {}, {}
+for line in sys.stdin:
+    m = re.match(r"recommend_part_seconds_(sum|count)\{part=\"(\w+)\"\} (\S+)", line)
+    if m:
+        (sums if m[1] == "sum" else counts)[m[2]] = float(m[3])
+for part in ["read", "solve", "score", "select", "render"]:
+    if counts.get(part):
+        print("%-7s %8.3f ms  (%d)" % (part, 1000 * sums[part] / counts[part], counts[part]))
+'
 if [[ $MODE == cluster ]]; then
   echo "== per master: keys, used memory"
   for port in $(seq "$BASE" $((BASE + 5))); do

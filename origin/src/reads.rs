@@ -360,6 +360,7 @@ pub async fn recommendations(
         .await
 }
 
+/// The response of a user's recommendations computed as `items`.
 fn listed(
     user: UserId,
     strategy: Strategy,

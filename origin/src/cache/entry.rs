@@ -170,10 +170,17 @@ impl Value {
             && !self.refresh_started.swap(true, Ordering::AcqRel)
     }
 
-    /// What the value weighs in the local tier: its body, one rendering as large, and the
-    /// bookkeeping (an estimate: the bound is on bytes, not on entries).
+    /// What the value weighs in the local tier: its body, one rendering, and the bookkeeping
+    /// (an estimate: the bound is on bytes, not on entries). A JSON body renders about as
+    /// large as itself; a user's picks (`crate::picks`, about 10 bytes an item) render to
+    /// about 190 bytes of JSON an item, so their rendering is counted twenty times the body.
     pub fn weight(&self, key: &str) -> u32 {
-        let bytes = key.len() + 2 * self.entry.body.len() + 256;
+        let body = self.entry.body.len();
+        let rendering = match crate::picks::Picks::is_encoded(&self.entry.body) {
+            true => 20 * body,
+            false => body,
+        };
+        let bytes = key.len() + body + rendering + 256;
         u32::try_from(bytes).unwrap_or(u32::MAX)
     }
 
@@ -207,6 +214,27 @@ mod tests {
             Entry::decode(b"v1 10 20 ab12\n{}".to_vec()).is_none(),
             "an entry of the format before epochs is a miss"
         );
+    }
+
+    #[test]
+    fn picks_weigh_what_their_rendering_will() {
+        let picks = crate::picks::Picks {
+            user_id: 1,
+            strategy: shared::params::Strategy::Hybrid,
+            model_version: "als-x".into(),
+            items: (1..=10)
+                .map(|id| crate::picks::Pick::new(id, 0.5, Some(id + 100)))
+                .collect(),
+        };
+        let body = Bytes::from(picks.encode());
+        let weight = Value::detached(body.clone()).weight("k") as usize;
+        assert!(
+            weight >= 10 * 150,
+            "ten items render to about 1.9 KB of JSON: {weight} for {} bytes",
+            body.len()
+        );
+        let json = Bytes::from_static(b"{\"a\":1}");
+        assert_eq!(Value::detached(json).weight("k"), 1 + 7 + 7 + 256);
     }
 
     #[test]
