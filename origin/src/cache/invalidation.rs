@@ -349,7 +349,8 @@ impl Cache {
         };
         let losses = self.inner.tracking.losses();
         // Redis answers first, on every master: the rows read after it include every rating
-        // whose invalidation failed before this connection was made.
+        // whose invalidation failed, and was recorded, before this connection was made (one
+        // recorded in the instant after is delivered by the next round, half a second on).
         if self
             .inner
             .redis
@@ -384,8 +385,10 @@ impl Cache {
             if !delivered.is_empty()
                 && let Err(err) = log.delete(&delivered).await
             {
-                // Delivered again next time: replacing a token twice costs a recomputation.
+                // Delivered again next time (replacing a token twice costs a recomputation);
+                // not now, or the same rows would be read again.
                 tracing::debug!(error = %err, "delivered invalidations not deleted");
+                return false;
             }
             if delivered.len() < recorded.len() {
                 return false;
