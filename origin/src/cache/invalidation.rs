@@ -334,7 +334,12 @@ impl Cache {
         if self.inner.swept_losses.load(Ordering::Acquire) == losses {
             return true;
         }
-        let swept = self.sweep_recorded().await;
+        // On a task of its own: instance upkeep, not part of the request's trace, and not
+        // cancelled halfway by a client that hangs up.
+        let cache = self.clone();
+        let swept = tokio::spawn(async move { cache.sweep_recorded().await })
+            .await
+            .unwrap_or(false);
         if !swept {
             self.inner.sweep_failed_at.store(now, Ordering::Release);
         }
