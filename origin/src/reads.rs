@@ -497,8 +497,8 @@ pub const FOLD_IN_SECONDS: &str = "recommend_fold_in_seconds";
 /// (the user's state from the cache and the ratings since from PostgreSQL, the catalogue),
 /// `solve` (the fold-in: nothing when the state was current), `score` (every movie, with the
 /// genre term for `hybrid`), `select` (the top N without seen movies, and their reasons),
-/// `render` (titles, genres and reasons from the catalogue; the JSON encoding of the few items
-/// after it is not counted). Where an uncached recommendation's time goes, on the same fine
+/// `render` (the picks kept as stored, each with the liked movie explaining it; titles and
+/// genres are added when the value is read, once per value and instance, not counted). Where an uncached recommendation's time goes, on the same fine
 /// buckets as the fold-in's.
 pub const PART_SECONDS: &str = "recommend_part_seconds";
 
