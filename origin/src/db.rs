@@ -720,6 +720,19 @@ impl Db {
         .await
     }
 
+    /// The most rated movies, at most `limit`.
+    pub async fn most_rated_movies(&self, limit: i64) -> Result<Vec<MovieId>, AppError> {
+        self.guarded(async move {
+            let ids: Vec<i32> =
+                sqlx::query_scalar("SELECT id FROM movies ORDER BY rating_count DESC, id LIMIT $1")
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+            Ok(ids.into_iter().map(MovieId).collect())
+        })
+        .await
+    }
+
     /// Refreshes the top-by-genre view without blocking readers. Returns `false` when another
     /// instance holds the refresh lock (it is refreshing right now).
     pub async fn refresh_top_by_genre(&self) -> Result<bool, AppError> {

@@ -19,6 +19,7 @@
 //! - [`telemetry`]: `x-request-id`, the one log line per request, the log subscriber;
 //!   [`trace`]: each recent request's cache decisions and timings, by request id.
 
+pub mod activity;
 pub mod auth;
 pub mod breaker;
 pub mod cache;

@@ -396,9 +396,14 @@ pub mod schemas {
         pub popular: bool,
         /// Genre lists cached.
         pub genres: u64,
-        /// Power users found (top 20% by activity, at most `WARM_MAX_USERS`).
-        pub power_users: u64,
-        /// Power users whose recommendations are cached.
+        /// Movies whose metadata is cached (the most rated, at most `WARM_MOVIES`).
+        pub movies: u64,
+        /// Users this instance served in the last `ACTIVITY_WINDOW_SECS`, warmed first.
+        pub recent_users: u64,
+        /// Users to warm: the recent ones, then the most active by rating count (power users
+        /// first), at most `WARM_MAX_USERS` of those.
+        pub users: u64,
+        /// Users whose default recommendations and profile are cached.
         pub users_warmed: u64,
         /// Computations that failed.
         pub failed: u64,

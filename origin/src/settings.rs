@@ -108,9 +108,25 @@ pub struct Settings {
     /// Recommendations computed at once while warming.
     #[arg(long, env = "WARM_CONCURRENCY", default_value_t = 4)]
     pub warm_concurrency: usize,
-    /// Most power users warmed per run.
+    /// Most users warmed per run by rating count (power users first), after the users this
+    /// instance served in the last `ACTIVITY_WINDOW_SECS`: each user's default
+    /// recommendations and profile. At the MovieLens-25M shape both take about 500 bytes of
+    /// Redis a user, so every user (162,000) fits the design's 256 MB with room to spare.
     #[arg(long, env = "WARM_MAX_USERS", default_value_t = 2000)]
     pub warm_max_users: i64,
+    /// Most movies whose metadata is warmed per run, the most rated first.
+    #[arg(long, env = "WARM_MOVIES", default_value_t = 2000)]
+    pub warm_movies: i64,
+    /// Warm the users served in the last `ACTIVITY_WINDOW_SECS` again when the connection to
+    /// Redis comes back after a loss (a restart may have emptied it).
+    #[arg(long, env = "WARM_ON_RECONNECT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub warm_on_reconnect: bool,
+    /// How long a user counts as recently active after their last request, in seconds.
+    #[arg(long, env = "ACTIVITY_WINDOW_SECS", default_value_t = 3600)]
+    pub activity_window_secs: u64,
+    /// Most recently active users remembered per instance (about 50 bytes each).
+    #[arg(long, env = "ACTIVITY_MAX_USERS", default_value_t = 500_000)]
+    pub activity_max_users: u64,
 
     /// Run pending migrations at start-up.
     #[arg(long, env = "MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]

@@ -137,6 +137,10 @@ impl Application {
             tokens: Tokens::new(&settings.jwt_secret)?,
             metrics,
             power_threshold: Arc::new(AtomicI64::new(0)),
+            activity: crate::activity::Activity::new(
+                Duration::from_secs(settings.activity_window_secs),
+                settings.activity_max_users,
+            ),
             model: Arc::default(),
             settings: Arc::new(settings),
         };
@@ -168,6 +172,7 @@ impl Application {
             }
         });
         crate::warm::spawn_maintenance(state.clone());
+        crate::warm::spawn_rewarm_on_reconnect(state.clone());
         crate::dataset::spawn_epoch_watch(state.clone());
 
         let router = crate::routes::router(state.clone());

@@ -26,6 +26,8 @@ pub struct AppState {
     /// The smallest rating count of a power user. An atomic, not a lock: it is one number,
     /// read on every recommendation and replaced hourly.
     pub power_threshold: Arc<AtomicI64>,
+    /// The users this instance served lately, for warming.
+    pub activity: crate::activity::Activity,
 }
 
 impl AppState {

@@ -1,8 +1,13 @@
 //! Cache warming and the periodic maintenance task.
 //!
-//! Warming fills the popular top 100, the genre lists and the power users' default
-//! recommendations, with a bounded concurrency and an overall deadline. It runs in the
-//! background at start-up (so `/health` answers at once) and on demand.
+//! Warming fills the popular top 100, the genre lists, the most rated movies' metadata and,
+//! per user, the default recommendations and the profile, with a bounded concurrency and an
+//! overall deadline. The users come in the order they are likely to ask: first those this
+//! instance served in the last hour ([`crate::activity`]), most recent first, then the most
+//! active by rating count (power users first) up to `WARM_MAX_USERS`. It runs in the
+//! background at start-up (so `/health` answers at once), on demand, and when the connection
+//! to Redis comes back after a loss (a restart may have emptied it; only the recent users
+//! then, see [`spawn_rewarm_on_reconnect`]). A value already cached costs one lookup.
 //!
 //! Maintenance asked for over HTTP runs [`to_completion`]: a client that hangs up drops its
 //! request's future, which must not stop a lock holder or a multi-step write halfway.
@@ -12,7 +17,7 @@ use crate::reads;
 use crate::state::AppState;
 use futures::StreamExt;
 use shared::cache_key::Family;
-use shared::params::{Limit, Strategy};
+use shared::params::{Limit, Strategy, UserId};
 use std::time::{Duration, Instant};
 
 /// What a warming run did.
@@ -22,9 +27,14 @@ pub struct WarmReport {
     pub popular: bool,
     /// Genre lists cached.
     pub genres: usize,
-    /// Power users found (top 20% by activity, at most `WARM_MAX_USERS`).
-    pub power_users: usize,
-    /// Power users whose recommendations are cached.
+    /// Movies whose metadata is cached (the most rated, at most `WARM_MOVIES`).
+    pub movies: usize,
+    /// Users this instance served in the last `ACTIVITY_WINDOW_SECS`, warmed first.
+    pub recent_users: usize,
+    /// Users to warm: the recent ones, then the most active (power users first), at most
+    /// `WARM_MAX_USERS` of those.
+    pub users: usize,
+    /// Users whose recommendations and profile are cached.
     pub users_warmed: usize,
     /// Computations that failed.
     pub failed: usize,
@@ -34,22 +44,36 @@ pub struct WarmReport {
     pub elapsed_ms: u64,
 }
 
+/// What a run warms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// Everything: lists, movies, recent users, the most active users.
+    All,
+    /// The users served lately, and the lists (after Redis came back from a loss).
+    Recent,
+}
+
 /// Warms the caches within `WARM_TIMEOUT_SECS`.
 pub async fn warm(state: &AppState) -> WarmReport {
+    warm_scope(state, Scope::All).await
+}
+
+async fn warm_scope(state: &AppState, scope: Scope) -> WarmReport {
     let start = Instant::now();
     let mut report = WarmReport::default();
     let deadline = Duration::from_secs(state.settings.warm_timeout_secs);
     // Counted as warming, not as clients' misses (the hit rate is the clients').
-    let run = crate::cache::warming(warm_into(state, &mut report));
+    let run = crate::cache::warming(warm_into(state, scope, &mut report));
     if tokio::time::timeout(deadline, run).await.is_err() {
         report.timed_out = true;
     }
     report.elapsed_ms = start.elapsed().as_millis() as u64;
-    tracing::info!(?report, "cache warming finished");
+    tracing::info!(?scope, ?report, "cache warming finished");
     report
 }
 
-async fn warm_into(state: &AppState, report: &mut WarmReport) {
+async fn warm_into(state: &AppState, scope: Scope, report: &mut WarmReport) {
+    let concurrency = state.settings.warm_concurrency.max(1);
     report.popular = reads::popular(state).await.is_ok();
     if let Ok(genres) = reads::genres(state)
         .await
@@ -62,35 +86,81 @@ async fn warm_into(state: &AppState, report: &mut WarmReport) {
             }
         }
     }
-    let threshold = match state.refresh_power_threshold().await {
-        Ok(threshold) => threshold,
-        Err(err) => {
-            tracing::warn!(error = %err, "warming: power users unknown");
-            report.failed += 1;
-            return;
+    let recent = state.activity.recent(usize::MAX);
+    report.recent_users = recent.len();
+    let mut users = recent;
+    if scope == Scope::All {
+        match state.db.most_rated_movies(state.settings.warm_movies).await {
+            Ok(movies) => {
+                let mut results = futures::stream::iter(movies)
+                    .map(|movie| reads::movie(state, movie))
+                    .buffer_unordered(concurrency);
+                while let Some(result) = results.next().await {
+                    match result {
+                        Ok(_) => report.movies += 1,
+                        Err(_) => report.failed += 1,
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "warming: movies unknown");
+                report.failed += 1;
+            }
         }
-    };
-    let users = match state
-        .db
-        .power_users(threshold, state.settings.warm_max_users)
-        .await
-    {
-        Ok(users) => users,
-        Err(_) => {
-            report.failed += 1;
-            return;
+        match state.db.power_users(0, state.settings.warm_max_users).await {
+            Ok(active) => {
+                let recent: std::collections::HashSet<UserId> = users.iter().copied().collect();
+                users.extend(active.into_iter().filter(|user| !recent.contains(user)));
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "warming: active users unknown");
+                report.failed += 1;
+            }
         }
-    };
-    report.power_users = users.len();
+    }
+    report.users = users.len();
     let mut results = futures::stream::iter(users)
-        .map(|user| reads::recommendations(state, user, Limit::DEFAULT_N, Strategy::Hybrid))
-        .buffer_unordered(state.settings.warm_concurrency.max(1));
+        .map(|user| warm_user(state, user))
+        .buffer_unordered(concurrency);
     while let Some(result) = results.next().await {
         match result {
-            Ok(_) => report.users_warmed += 1,
+            Ok(()) => report.users_warmed += 1,
             Err(_) => report.failed += 1,
         }
     }
+}
+
+/// A user's default recommendations, then their profile.
+async fn warm_user(state: &AppState, user: UserId) -> Result<(), AppError> {
+    reads::recommendations(state, user, Limit::DEFAULT_N, Strategy::Hybrid).await?;
+    reads::profile(state, user).await?;
+    Ok(())
+}
+
+/// Watches the connection to Redis: when it comes back after a loss, warms the users this
+/// instance served lately (and the lists) again, in the background. If Redis kept its data
+/// (an append-only file, a replica promoted) every lookup hits and the run also refills this
+/// instance's local tier, which a loss empties; if it came back empty, the next requests of
+/// the users most likely to ask find their values cached.
+pub fn spawn_rewarm_on_reconnect(state: AppState) {
+    if !state.settings.warm_on_reconnect {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut seen = state.cache.connection_losses();
+        let mut ticks = tokio::time::interval(Duration::from_millis(500));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let losses = state.cache.connection_losses();
+            if losses == seen || state.cache.redis().ping().await.is_none() {
+                continue;
+            }
+            seen = losses;
+            tracing::info!("connection to Redis back after a loss: warming the recent users");
+            warm_scope(&state, Scope::Recent).await;
+        }
+    });
 }
 
 /// Runs `job` on a task of its own and waits for it. Dropping the caller (a request whose

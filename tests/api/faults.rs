@@ -487,3 +487,61 @@ async fn a_restarted_redis_that_kept_its_data_never_serves_a_value_a_rating_made
         .unwrap();
     assert_eq!(left, 0, "delivered and deleted");
 }
+
+/// A Redis that comes back empty (restarted without persistence) finds the values of the users
+/// this instance served lately cached again: on the connection's return the instance warms
+/// them (`WARM_ON_RECONNECT`). A user nobody served is not warmed.
+#[tokio::test]
+async fn after_redis_comes_back_empty_the_users_served_lately_are_warmed_again() {
+    let redis = PrivateServer::redis();
+    let database = fresh_database().await;
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let mut settings = test_settings(&database, RedisMode::Single, &url);
+    settings.warm_on_reconnect = true;
+    settings.warm_max_users = 0;
+    let app = TestApp::spawn_with(settings).await;
+    let (served, unseen) = (11, 12);
+    let path = |user: i32| format!("/users/{user}/recommendations");
+    let first = app.get_as(&path(served), &app.user_token(served)).await;
+    assert_eq!(first.status(), 200);
+    let warmed_before = warm_computations(&app).await;
+
+    redis.stop();
+    redis.start();
+    // The warming after the reconnection computes the served user's recommendations and
+    // profile again (the restarted Redis is empty); wait for both, for at most 30 s.
+    let rewarmed = eventually(Duration::from_secs(30), || async {
+        warm_computations(&app).await >= warmed_before + 2
+    })
+    .await;
+    assert!(rewarmed, "no warming after Redis came back");
+    let raw = redis::Client::open(url.as_str()).unwrap();
+    let mut raw = raw.get_multiplexed_async_connection().await.unwrap();
+    let size: i64 = redis::cmd("DBSIZE").query_async(&mut raw).await.unwrap();
+    assert!(size > 0, "the warmed values are in the restarted Redis");
+    let again = app.get_as(&path(served), &app.user_token(served)).await;
+    assert!(
+        cache_status(&again).starts_with("origin; hit"),
+        "{}",
+        cache_status(&again)
+    );
+    let other = app.get_as(&path(unseen), &app.user_token(unseen)).await;
+    assert!(
+        cache_status(&other).contains("miss"),
+        "{}",
+        cache_status(&other)
+    );
+}
+
+/// Recommendations and profiles computed by warming so far.
+async fn warm_computations(app: &TestApp) -> u64 {
+    let stats = app.cache_stats().await;
+    ["recommendations", "profile"]
+        .iter()
+        .map(|family| {
+            stats["families"][family]["warm_computations"]
+                .as_u64()
+                .unwrap_or(0)
+        })
+        .sum()
+}

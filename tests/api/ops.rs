@@ -57,8 +57,9 @@ async fn admin_warm_refresh_reload_and_stats() {
         .unwrap();
     assert_eq!(warm["popular"], true);
     assert_eq!(warm["genres"], 19);
-    assert_eq!(warm["power_users"], 50, "WARM_MAX_USERS bounds the run");
+    assert_eq!(warm["users"], 50, "WARM_MAX_USERS bounds the run");
     assert_eq!(warm["users_warmed"], 50);
+    assert_eq!(warm["movies"], 50, "WARM_MOVIES bounds the run");
     assert_eq!(warm["failed"], 0);
     // Warmed: the most active user's default recommendations are a hit.
     let top: i32 =
@@ -78,6 +79,23 @@ async fn admin_warm_refresh_reload_and_stats() {
         cache_status(&response)
     );
     assert!(cache_status(&app.get("/movies/popular").await).starts_with("origin; hit"));
+    let profile = app
+        .get_as(&format!("/users/{top}/profile"), &app.user_token(top))
+        .await;
+    assert!(
+        cache_status(&profile).starts_with("origin; hit"),
+        "the profile too"
+    );
+    let most_rated: i32 =
+        sqlx::query_scalar("SELECT id FROM movies ORDER BY rating_count DESC, id LIMIT 1")
+            .fetch_one(app.db())
+            .await
+            .unwrap();
+    let movie = app.get(&format!("/movies/{most_rated}")).await;
+    assert!(
+        cache_status(&movie).starts_with("origin; hit"),
+        "and the most rated movies"
+    );
 
     let refresh = app.admin_post("/admin/views/refresh").await;
     assert_eq!(refresh.status(), 200);
@@ -319,4 +337,64 @@ async fn the_alert_rules_and_the_grafana_dashboard_read_metrics_that_exist() {
             "{file} reads metrics /metrics does not export: {missing:?}\n{text}"
         );
     }
+}
+
+/// Warming learns who will ask: the users this instance served lately come first, whatever
+/// their activity of all time. With `WARM_MAX_USERS=0` only they are warmed.
+#[tokio::test]
+async fn warming_starts_with_the_users_served_lately() {
+    let database = tests::fresh_database().await;
+    let mode = tests::redis_mode();
+    let mut settings = tests::test_settings(&database, mode, &tests::redis_url(mode));
+    settings.warm_max_users = 0;
+    let app = TestApp::spawn_with(settings).await;
+    // The least active user asks once; a rating then drops what was cached for them.
+    let quiet: i32 = sqlx::query_scalar("SELECT id FROM users ORDER BY rating_count, id LIMIT 1")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    let other: i32 =
+        sqlx::query_scalar("SELECT id FROM users WHERE id <> $1 ORDER BY rating_count, id LIMIT 1")
+            .bind(quiet)
+            .fetch_one(app.db())
+            .await
+            .unwrap();
+    let path = |user: i32| format!("/users/{user}/recommendations");
+    let first = app.get_as(&path(quiet), &app.user_token(quiet)).await;
+    assert_eq!(first.status(), 200);
+    let unrated: i32 = sqlx::query_scalar(
+        "SELECT id FROM movies m WHERE NOT EXISTS \
+         (SELECT 1 FROM ratings r WHERE r.user_id = $1 AND r.movie_id = m.id) ORDER BY id LIMIT 1",
+    )
+    .bind(quiet)
+    .fetch_one(app.db())
+    .await
+    .unwrap();
+    assert_eq!(app.rate(quiet, unrated.into(), 4.0).await.status(), 201);
+
+    let warm: Value = app
+        .admin_post("/admin/cache/warm")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(warm["recent_users"], 1, "{warm}");
+    assert_eq!(warm["users_warmed"], 1, "{warm}");
+    for (route, user) in [
+        (path(quiet), quiet),
+        (format!("/users/{quiet}/profile"), quiet),
+    ] {
+        let response = app.get_as(&route, &app.user_token(user)).await;
+        assert!(
+            cache_status(&response).starts_with("origin; hit"),
+            "{route}: {}",
+            cache_status(&response)
+        );
+    }
+    let unseen = app.get_as(&path(other), &app.user_token(other)).await;
+    assert!(
+        cache_status(&unseen).contains("miss"),
+        "a user nobody served is not warmed: {}",
+        cache_status(&unseen)
+    );
 }

@@ -177,6 +177,11 @@ pub async fn warming<F: Future>(work: F) -> F::Output {
     CAUSE.scope(Cause::Warm, work).await
 }
 
+/// Whether the current task is warming (see [`warming`]).
+pub fn is_warming() -> bool {
+    current_cause() == Cause::Warm
+}
+
 fn current_cause() -> Cause {
     CAUSE.try_with(|cause| *cause).unwrap_or(Cause::Client)
 }
@@ -377,6 +382,12 @@ impl Cache {
         if self.inner.log.set(log).is_ok() {
             self.inner.swept_losses.store(u64::MAX, Ordering::Release);
         }
+    }
+
+    /// Connections to Redis lost so far (each ends the tracking session and empties the
+    /// local tier).
+    pub fn connection_losses(&self) -> u64 {
+        self.inner.tracking.losses()
     }
 
     /// The key builder.

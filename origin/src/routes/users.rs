@@ -52,6 +52,7 @@ async fn profile(
 ) -> Result<Response, AppError> {
     let user = UserId::parse(&id)?;
     caller.ensure_can_access(user)?;
+    state.activity.saw(user);
     let served = reads::profile(&state, user).await?;
     Ok(personal(conditional(
         &headers,
@@ -98,6 +99,7 @@ async fn recommendations(
 ) -> Result<Response, AppError> {
     let user = UserId::parse(&id)?;
     caller.ensure_can_access(user)?;
+    state.activity.saw(user);
     let n = Limit::parse("n", query.get("n").map(String::as_str), Limit::DEFAULT_N)?;
     let strategy = Strategy::parse(query.get("strategy").map(String::as_str))?;
     let exclude = query
@@ -186,6 +188,7 @@ async fn rate(
             message: format!("{} is not a valid movie id", body.movie_id),
         })?;
     let rating = Rating::parse(body.rating)?;
+    state.activity.saw(user);
 
     let outcome = state.db.rate(user, movie, rating).await?;
     state.cache.invalidate_user(user).await;
