@@ -21,6 +21,12 @@
 #   SCALE_DIR=/tmp/movierec-scale  the private Redis's files
 #   PORT=8090  SCALE_REDIS_PORT=6395  SCALE_CLUSTER_BASE_PORT=7301
 #   REDIS_MAXMEMORY=256mb
+#   WARM_MAX_USERS=162000  WARM_MOVIES=62000  WARM_TIMEOUT_SECS=1800
+#                       the origin's start-up warming (see README, The application cache):
+#                       every user's default recommendations and profile and every movie's
+#                       metadata, which fit in 256 MB at this shape; the load starts when the
+#                       warming has finished (its report is printed). WARM_MAX_USERS=0
+#                       WARM_MOVIES=0 measures from a cache holding only the lists.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 MODE=${1:-single}
@@ -69,6 +75,8 @@ cluster)
 esac
 
 echo "== origin ($ORIGIN_BIN) on 127.0.0.1:$PORT, Redis $MODE ($REDIS_MAXMEMORY a process)"
+export WARM_MAX_USERS=${WARM_MAX_USERS:-162000} WARM_MOVIES=${WARM_MOVIES:-62000}
+export WARM_TIMEOUT_SECS=${WARM_TIMEOUT_SECS:-1800}
 DATABASE_URL=$DB REDIS_MODE=$MODE REDIS_URL=$REDIS_URL ORIGIN_LISTEN=127.0.0.1:$PORT \
   MIGRATE_ON_START=${MIGRATE_ON_START:-true} "$ORIGIN_BIN" serve >"$SCALE_DIR/origin.log" 2>&1 </dev/null &
 origin_pid=$!
@@ -77,6 +85,14 @@ for _ in $(seq 300); do
   kill -0 "$origin_pid" 2>/dev/null || { tail -5 "$SCALE_DIR/origin.log"; exit 1; }
   sleep 0.2
 done
+echo "== warming (WARM_MAX_USERS=$WARM_MAX_USERS WARM_MOVIES=$WARM_MOVIES)"
+until grep -q 'cache warming finished' "$SCALE_DIR/origin.log"; do
+  kill -0 "$origin_pid" 2>/dev/null || { tail -5 "$SCALE_DIR/origin.log"; exit 1; }
+  sleep 1
+done
+grep -m1 'cache warming finished' "$SCALE_DIR/origin.log"
+redis-cli -p "$([[ $MODE == single ]] && echo "$REDIS_PORT" || echo "$BASE")" INFO memory |
+  grep '^used_memory_human' | tr -d '\r'
 # shellcheck disable=SC2086 # LOADGEN_ARGS is a list of options
 "$LOADGEN" --target "http://127.0.0.1:$PORT" --users 162000 --movies 62000 \
   --mix recommendations=35,movie=35,popular=15,profile=10,genre_top=4,rating=1 \
