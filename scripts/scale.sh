@@ -21,7 +21,7 @@
 #   SCALE_DIR=/tmp/movierec-scale  the private Redis's files
 #   PORT=8090  SCALE_REDIS_PORT=6395  SCALE_CLUSTER_BASE_PORT=7301
 #   REDIS_MAXMEMORY=256mb
-#   WARM_MAX_USERS=162000  WARM_MOVIES=62000  WARM_TIMEOUT_SECS=1800
+#   WARM_MAX_USERS=162000  WARM_MOVIES=62000  WARM_TIMEOUT_SECS=1800  WARM_CONCURRENCY=8
 #                       the origin's start-up warming (see README, The application cache):
 #                       every user's default recommendations and profile and every movie's
 #                       metadata, which fit in 256 MB at this shape; the load starts when the
@@ -76,7 +76,7 @@ esac
 
 echo "== origin ($ORIGIN_BIN) on 127.0.0.1:$PORT, Redis $MODE ($REDIS_MAXMEMORY a process)"
 export WARM_MAX_USERS=${WARM_MAX_USERS:-162000} WARM_MOVIES=${WARM_MOVIES:-62000}
-export WARM_TIMEOUT_SECS=${WARM_TIMEOUT_SECS:-1800}
+export WARM_TIMEOUT_SECS=${WARM_TIMEOUT_SECS:-1800} WARM_CONCURRENCY=${WARM_CONCURRENCY:-8}
 DATABASE_URL=$DB REDIS_MODE=$MODE REDIS_URL=$REDIS_URL ORIGIN_LISTEN=127.0.0.1:$PORT \
   MIGRATE_ON_START=${MIGRATE_ON_START:-true} "$ORIGIN_BIN" serve >"$SCALE_DIR/origin.log" 2>&1 </dev/null &
 origin_pid=$!
@@ -93,13 +93,14 @@ done
 grep -m1 'cache warming finished' "$SCALE_DIR/origin.log"
 redis-cli -p "$([[ $MODE == single ]] && echo "$REDIS_PORT" || echo "$BASE")" INFO memory |
   grep '^used_memory_human' | tr -d '\r'
+loadgen_status=0
 # shellcheck disable=SC2086 # LOADGEN_ARGS is a list of options
 "$LOADGEN" --target "http://127.0.0.1:$PORT" --users 162000 --movies 62000 \
   --mix recommendations=35,movie=35,popular=15,profile=10,genre_top=4,rating=1 \
   --connections 32 --warmup 10 --duration $((MINUTES * 60)) --timeline-every 60 \
   --database-url "$DB" --sample-memory --memory-every 60 --origin-pid "$origin_pid" \
   --redis-url "redis://127.0.0.1:$([[ $MODE == single ]] && echo "$REDIS_PORT" || echo "$BASE")" \
-  "${fault_args[@]}" ${LOADGEN_ARGS:-}
+  "${fault_args[@]}" ${LOADGEN_ARGS:-} || loadgen_status=$?
 
 admin=$(DATABASE_URL=$DB "$ORIGIN_BIN" token --admin)
 echo "== per family (GET /admin/cache/stats)"
@@ -133,3 +134,6 @@ if [[ $MODE == cluster ]]; then
     echo "127.0.0.1:$port keys=$(redis-cli -p "$port" DBSIZE) $(redis-cli -p "$port" INFO memory | grep '^used_memory_human' | tr -d '\r')"
   done
 fi
+# The load generator's verdict (failed requests, a ratings ledger that does not add up), after
+# the report.
+exit "$loadgen_status"

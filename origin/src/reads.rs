@@ -572,17 +572,18 @@ async fn with_model(
     .map_err(|e| AppError::from(anyhow::Error::new(e).context("scoring task")))?;
     metrics::counter!("recommendation_user_states_total", "outcome" => outcome.as_str())
         .increment(1);
-    // Warming stores no reader's state: it computes every user it warms, most of whom will
-    // not rate within the state's minute, and at the 25M shape their states would fill Redis
-    // with bytes that answer no read.
-    let to_store = to_store.filter(|(_, rated)| *rated || !crate::cache::is_warming());
+    // Warming stores no state: it computes every user it warms, most of whom will not ask
+    // again within the state's minute or two, and at the 25M shape their states (the raters'
+    // too: tens of thousands of users rated since the model was trained) would fill Redis with
+    // bytes that answer no read, evicting the values warming is there to cache.
+    let to_store = to_store.filter(|_| !crate::cache::is_warming());
     if let Some((body, rated_since_training)) = to_store {
         // Inline, not in the background: one write per rating, and the next computation
-        // (often the very next request) then starts from it. Kept the family's 7 days for a
+        // (often the very next request) then starts from it. Kept `RATER_STATE_SECS` for a
         // user who rated since the model was trained, else `READER_STATE_SECS`.
         let key = state.cache.keys().embedding(user);
         let ttl_secs = match rated_since_training {
-            true => ttl_secs(Family::Embedding, false, &key),
+            true => state.settings.rater_state_secs,
             false => READER_STATE_SECS,
         };
         let computed = Computed { body, ttl_secs };

@@ -121,6 +121,16 @@ pub struct Settings {
     /// Redis comes back after a loss (a restart may have emptied it).
     #[arg(long, env = "WARM_ON_RECONNECT", default_value_t = true, action = clap::ArgAction::Set)]
     pub warm_on_reconnect: bool,
+    /// How long a user's recommender state (every rating and the fold-in, family `embedding`)
+    /// is kept in Redis after they rated: long enough for the reads and ratings of one sitting,
+    /// each then applying the new ratings instead of reading every one. Kept longer, the states
+    /// take the memory of the values that answer reads: at the MovieLens-25M shape a state is
+    /// about 3.6 KB against 650 bytes for a user's recommendations and profile, and the mix's
+    /// 90 ratings a second kept for 7 days (the family's nominal TTL) filled the design's 256 MB
+    /// of Redis within minutes (see the README's measurements). A reader's state lives
+    /// [`crate::reads::READER_STATE_SECS`].
+    #[arg(long, env = "RATER_STATE_SECS", default_value_t = 120)]
+    pub rater_state_secs: u64,
     /// How long a user counts as recently active after their last request, in seconds.
     #[arg(long, env = "ACTIVITY_WINDOW_SECS", default_value_t = 3600)]
     pub activity_window_secs: u64,

@@ -157,10 +157,54 @@ pub fn spawn_rewarm_on_reconnect(state: AppState) {
                 continue;
             }
             seen = losses;
+            if kept_its_values(&state).await {
+                tracing::info!("connection to Redis back after a loss: its values are there");
+                metrics::counter!(REWARMS_TOTAL, "outcome" => "kept").increment(1);
+                continue;
+            }
             tracing::info!("connection to Redis back after a loss: warming the recent users");
+            metrics::counter!(REWARMS_TOTAL, "outcome" => "warmed").increment(1);
             warm_scope(&state, Scope::Recent).await;
         }
     });
+}
+
+/// Reconnections to Redis after a loss, by what followed: `warmed` (Redis came back without
+/// the recent users' values) or `kept` (it kept them: persistence, or only the connection was
+/// lost).
+pub const REWARMS_TOTAL: &str = "cache_rewarms_total";
+
+/// Recent users sampled to tell whether Redis kept its values.
+const KEPT_SAMPLE: usize = 32;
+
+/// Whether Redis still holds the values of the users this instance served lately: of up to
+/// [`KEPT_SAMPLE`] of them, spread over the whole window (the most recent few may have been
+/// stored again since the reconnection), at least three in four still have their default
+/// recommendations or their profile. Then re-warming would be a lookup per value, for the
+/// local tier's sake only, competing with the clients for the CPU for minutes at the 25M
+/// shape, where a client's own first read costs the same lookup. A Redis that lost a part of
+/// its keys (a Cluster master failed over to an empty replica) falls short, and is warmed.
+async fn kept_its_values(state: &AppState) -> bool {
+    let recent = state.activity.recent(usize::MAX);
+    if recent.is_empty() {
+        return false;
+    }
+    let step = recent.len().div_ceil(KEPT_SAMPLE);
+    let sample: Vec<UserId> = recent.into_iter().step_by(step).collect();
+    let keys = state.cache.keys();
+    let checks = sample.iter().map(|&user| {
+        let mut cmd = redis::cmd("EXISTS");
+        // One user's keys share a hash tag: one slot, one command on a Cluster.
+        cmd.arg(keys.recommendations(user, Limit::DEFAULT_N.get(), Strategy::Hybrid))
+            .arg(keys.profile(user));
+        async move { state.cache.redis().query::<i64>(&cmd).await }
+    });
+    let present = futures::future::join_all(checks)
+        .await
+        .into_iter()
+        .filter(|found| matches!(found, Ok(n) if *n > 0))
+        .count();
+    present * 4 >= sample.len() * 3
 }
 
 /// Runs `job` on a task of its own and waits for it. Dropping the caller (a request whose

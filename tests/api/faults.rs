@@ -533,6 +533,79 @@ async fn after_redis_comes_back_empty_the_users_served_lately_are_warmed_again()
     );
 }
 
+/// A connection lost to a Redis that kept its values (here only the connection was cut; a
+/// restart from an append-only file is the same) is not followed by a re-warming: the values
+/// are there, and warming them would only look them up, competing with the clients.
+#[tokio::test]
+async fn after_a_connection_loss_to_a_redis_that_kept_its_values_nothing_is_warmed_again() {
+    let redis = PrivateServer::redis();
+    let database = fresh_database().await;
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let mut settings = test_settings(&database, RedisMode::Single, &url);
+    settings.warm_on_reconnect = true;
+    settings.warm_max_users = 0;
+    let app = TestApp::spawn_with(settings).await;
+    let served = 11;
+    let path = format!("/users/{served}/recommendations");
+    assert_eq!(
+        app.get_as(&path, &app.user_token(served)).await.status(),
+        200
+    );
+    let rewarms = |outcome: &'static str| {
+        let app = &app;
+        async move {
+            let line = format!("cache_rewarms_total{{outcome=\"{outcome}\"}} ");
+            metrics(app)
+                .await
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix(line.as_str())
+                        .map(|v| v.parse::<u64>().unwrap())
+                })
+                .unwrap_or(0)
+        }
+    };
+    let (kept_before, warmed_before) = (rewarms("kept").await, rewarms("warmed").await);
+    let lookups_before = warm_lookups(&app).await;
+
+    // Every client connection but this one is cut: the instance's connections are lost.
+    let raw = redis::Client::open(url.as_str()).unwrap();
+    let mut raw = raw.get_multiplexed_async_connection().await.unwrap();
+    let cut: i64 = redis::cmd("CLIENT")
+        .arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"])
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(cut > 0, "the origin's connections were cut");
+    let decided = eventually(Duration::from_secs(30), || async {
+        rewarms("kept").await > kept_before
+    })
+    .await;
+    assert!(decided, "the reconnection was not found to keep the values");
+    assert_eq!(rewarms("warmed").await, warmed_before, "nothing re-warmed");
+    assert_eq!(
+        warm_lookups(&app).await,
+        lookups_before,
+        "not even looked up"
+    );
+    let again = app.get_as(&path, &app.user_token(served)).await;
+    assert!(
+        cache_status(&again).contains("hit"),
+        "{}",
+        cache_status(&again)
+    );
+}
+
+/// Lookups of recommendations and profiles made by warming so far (hits and misses).
+async fn warm_lookups(app: &TestApp) -> u64 {
+    let stats = app.cache_stats().await;
+    ["recommendations", "profile"]
+        .iter()
+        .flat_map(|family| ["warm_hits", "warm_misses"].map(|field| (family, field)))
+        .map(|(family, field)| stats["families"][family][field].as_u64().unwrap_or(0))
+        .sum()
+}
+
 /// Recommendations and profiles computed by warming so far.
 async fn warm_computations(app: &TestApp) -> u64 {
     let stats = app.cache_stats().await;

@@ -119,6 +119,7 @@ pub fn test_settings(database_url: &str, mode: RedisMode, redis_url: &str) -> Se
         warm_on_reconnect: false,
         activity_window_secs: 3600,
         activity_max_users: 10_000,
+        rater_state_secs: 120,
         migrate_on_start: true,
         metrics_upkeep_ms: 5000,
         cors_policy: shared::cors::CorsPolicy::default(),
