@@ -493,13 +493,7 @@ async fn a_restarted_redis_that_kept_its_data_never_serves_a_value_a_rating_made
 /// them (`WARM_ON_RECONNECT`). A user nobody served is not warmed.
 #[tokio::test]
 async fn after_redis_comes_back_empty_the_users_served_lately_are_warmed_again() {
-    let redis = PrivateServer::redis();
-    let database = fresh_database().await;
-    let url = format!("redis://127.0.0.1:{}", redis.port);
-    let mut settings = test_settings(&database, RedisMode::Single, &url);
-    settings.warm_on_reconnect = true;
-    settings.warm_max_users = 0;
-    let app = TestApp::spawn_with(settings).await;
+    let (redis, url, app) = rewarming_app().await;
     let (served, unseen) = (11, 12);
     let path = |user: i32| format!("/users/{user}/recommendations");
     let first = app.get_as(&path(served), &app.user_token(served)).await;
@@ -538,13 +532,8 @@ async fn after_redis_comes_back_empty_the_users_served_lately_are_warmed_again()
 /// are there, and warming them would only look them up, competing with the clients.
 #[tokio::test]
 async fn after_a_connection_loss_to_a_redis_that_kept_its_values_nothing_is_warmed_again() {
-    let redis = PrivateServer::redis();
-    let database = fresh_database().await;
-    let url = format!("redis://127.0.0.1:{}", redis.port);
-    let mut settings = test_settings(&database, RedisMode::Single, &url);
-    settings.warm_on_reconnect = true;
-    settings.warm_max_users = 0;
-    let app = TestApp::spawn_with(settings).await;
+    // `_redis` stops its server when dropped: kept to the end.
+    let (_redis, url, app) = rewarming_app().await;
     let served = 11;
     let path = format!("/users/{served}/recommendations");
     assert_eq!(
@@ -594,6 +583,19 @@ async fn after_a_connection_loss_to_a_redis_that_kept_its_values_nothing_is_warm
         "{}",
         cache_status(&again)
     );
+}
+
+/// An instance on a Redis of its own that warms again after a reconnection
+/// (`WARM_ON_RECONNECT`) and warms no user at start-up: the Redis, its URL, the instance.
+async fn rewarming_app() -> (PrivateServer, String, TestApp) {
+    let redis = PrivateServer::redis();
+    let database = fresh_database().await;
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let mut settings = test_settings(&database, RedisMode::Single, &url);
+    settings.warm_on_reconnect = true;
+    settings.warm_max_users = 0;
+    let app = TestApp::spawn_with(settings).await;
+    (redis, url, app)
 }
 
 /// Lookups of recommendations and profiles made by warming so far (hits and misses).
