@@ -110,22 +110,25 @@ pub struct Settings {
     pub warm_concurrency: usize,
     /// Most users warmed per run by rating count (power users first), after the users this
     /// instance served in the last `ACTIVITY_WINDOW_SECS`: each user's default
-    /// recommendations and profile. At the MovieLens-25M shape both take about 500 bytes of
-    /// Redis a user, so every user (162,000) fits the design's 256 MB with room to spare.
+    /// recommendations and profile. At the MovieLens-25M shape they take about 1 KB of Redis
+    /// a user, the user's generation key and Redis's own overhead included: every user
+    /// (162,000) and every movie's metadata took 175 MB of the design's 256 MB (see the
+    /// README's measurements).
     #[arg(long, env = "WARM_MAX_USERS", default_value_t = 2000)]
     pub warm_max_users: i64,
     /// Most movies whose metadata is warmed per run, the most rated first.
     #[arg(long, env = "WARM_MOVIES", default_value_t = 2000)]
     pub warm_movies: i64,
     /// Warm the users served in the last `ACTIVITY_WINDOW_SECS` again when the connection to
-    /// Redis comes back after a loss (a restart may have emptied it).
+    /// Redis comes back after a loss and Redis no longer holds their values (it restarted
+    /// empty); nothing is warmed when it kept them.
     #[arg(long, env = "WARM_ON_RECONNECT", default_value_t = true, action = clap::ArgAction::Set)]
     pub warm_on_reconnect: bool,
     /// How long a user's recommender state (every rating and the fold-in, family `embedding`)
     /// is kept in Redis after they rated: long enough for the reads and ratings of one sitting,
     /// each then applying the new ratings instead of reading every one. Kept longer, the states
     /// take the memory of the values that answer reads: at the MovieLens-25M shape a state is
-    /// about 3.6 KB against 650 bytes for a user's recommendations and profile, and the mix's
+    /// about 3.3 KB against 650 bytes for a user's recommendations and profile, and the mix's
     /// 90 ratings a second kept for 7 days (the family's nominal TTL) filled the design's 256 MB
     /// of Redis within minutes (see the README's measurements). A reader's state lives
     /// [`crate::reads::READER_STATE_SECS`].

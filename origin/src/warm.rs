@@ -6,8 +6,9 @@
 //! instance served in the last hour ([`crate::activity`]), most recent first, then the most
 //! active by rating count (power users first) up to `WARM_MAX_USERS`. It runs in the
 //! background at start-up (so `/health` answers at once), on demand, and when the connection
-//! to Redis comes back after a loss (a restart may have emptied it; only the recent users
-//! then, see [`spawn_rewarm_on_reconnect`]). A value already cached costs one lookup.
+//! to Redis comes back after a loss without the recent users' values (a restart emptied it;
+//! only the recent users then, see [`spawn_rewarm_on_reconnect`]). A value already cached
+//! costs one lookup.
 //!
 //! Maintenance asked for over HTTP runs [`to_completion`]: a client that hangs up drops its
 //! request's future, which must not stop a lock holder or a multi-step write halfway.
@@ -137,11 +138,11 @@ async fn warm_user(state: &AppState, user: UserId) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Watches the connection to Redis: when it comes back after a loss, warms the users this
-/// instance served lately (and the lists) again, in the background. If Redis kept its data
-/// (an append-only file, a replica promoted) every lookup hits and the run also refills this
-/// instance's local tier, which a loss empties; if it came back empty, the next requests of
-/// the users most likely to ask find their values cached.
+/// Watches the connection to Redis: when it comes back after a loss and Redis no longer holds
+/// the values of the users this instance served lately ([`kept_its_values`]), warms those
+/// users (and the lists) again, in the background, so that their next requests find their
+/// values cached. When it kept them (an append-only file, a replica promoted, only the
+/// connection lost) nothing is warmed: the clients' first reads refill the local tier.
 pub fn spawn_rewarm_on_reconnect(state: AppState) {
     if !state.settings.warm_on_reconnect {
         return;
