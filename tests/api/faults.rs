@@ -556,10 +556,29 @@ async fn after_a_connection_loss_to_a_redis_that_kept_its_values_nothing_is_warm
     };
     let (kept_before, warmed_before) = (rewarms("kept").await, rewarms("warmed").await);
     let lookups_before = warm_lookups(&app).await;
-
-    // Every client connection but this one is cut: the instance's connections are lost.
     let raw = redis::Client::open(url.as_str()).unwrap();
     let mut raw = raw.get_multiplexed_async_connection().await.unwrap();
+    // The value is in Redis before the cut (a store may finish after the response).
+    let key = app.state.cache.keys().recommendations(
+        shared::params::UserId(served),
+        shared::params::Limit::DEFAULT_N.get(),
+        shared::params::Strategy::Hybrid,
+    );
+    let stored = eventually(Duration::from_secs(10), || {
+        let (mut raw, key) = (raw.clone(), key.clone());
+        async move {
+            let n: i64 = redis::cmd("EXISTS")
+                .arg(&key)
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+            n == 1
+        }
+    })
+    .await;
+    assert!(stored, "{key} in Redis");
+
+    // Every client connection but this one is cut: the instance's connections are lost.
     let cut: i64 = redis::cmd("CLIENT")
         .arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"])
         .query_async(&mut raw)
