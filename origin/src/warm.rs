@@ -93,15 +93,10 @@ async fn warm_into(state: &AppState, scope: Scope, report: &mut WarmReport) {
     if scope == Scope::All {
         match state.db.most_rated_movies(state.settings.warm_movies).await {
             Ok(movies) => {
-                let mut results = futures::stream::iter(movies)
-                    .map(|movie| reads::movie(state, movie))
-                    .buffer_unordered(concurrency);
-                while let Some(result) = results.next().await {
-                    match result {
-                        Ok(_) => report.movies += 1,
-                        Err(_) => report.failed += 1,
-                    }
-                }
+                let (done, failed) =
+                    each_bounded(movies, concurrency, |movie| reads::movie(state, movie)).await;
+                report.movies += done;
+                report.failed += failed;
             }
             Err(err) => {
                 tracing::warn!(error = %err, "warming: movies unknown");
@@ -120,15 +115,32 @@ async fn warm_into(state: &AppState, scope: Scope, report: &mut WarmReport) {
         }
     }
     report.users = users.len();
-    let mut results = futures::stream::iter(users)
-        .map(|user| warm_user(state, user))
+    let (done, failed) = each_bounded(users, concurrency, |user| warm_user(state, user)).await;
+    report.users_warmed += done;
+    report.failed += failed;
+}
+
+/// Runs `job` on every item, at most `concurrency` at once: how many succeeded, how many
+/// failed.
+async fn each_bounded<I, F, T, E>(
+    items: Vec<I>,
+    concurrency: usize,
+    job: impl Fn(I) -> F,
+) -> (usize, usize)
+where
+    F: Future<Output = Result<T, E>>,
+{
+    let mut results = futures::stream::iter(items)
+        .map(job)
         .buffer_unordered(concurrency);
+    let (mut done, mut failed) = (0, 0);
     while let Some(result) = results.next().await {
         match result {
-            Ok(()) => report.users_warmed += 1,
-            Err(_) => report.failed += 1,
+            Ok(_) => done += 1,
+            Err(_) => failed += 1,
         }
     }
+    (done, failed)
 }
 
 /// A user's default recommendations, then their profile.

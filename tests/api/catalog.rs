@@ -241,12 +241,7 @@ async fn hot_entries_are_refreshed_before_they_expire() {
 #[tokio::test]
 async fn warming_does_not_count_as_client_misses() {
     let app = TestApp::spawn().await;
-    let warmed: Value = app
-        .admin_post("/admin/cache/warm")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let warmed: Value = app.warm().await;
     assert!(warmed["users_warmed"].as_u64().unwrap() > 20, "{warmed}");
     let after_warming = app.cache_stats().await;
     assert_eq!(after_warming["hit_rate"], Value::Null, "{after_warming}");

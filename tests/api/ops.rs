@@ -49,12 +49,7 @@ async fn health_ready_and_metrics() {
 #[tokio::test]
 async fn admin_warm_refresh_reload_and_stats() {
     let app = TestApp::spawn().await;
-    let warm: Value = app
-        .admin_post("/admin/cache/warm")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let warm: Value = app.warm().await;
     assert_eq!(warm["popular"], true);
     assert_eq!(warm["genres"], 19);
     assert_eq!(warm["users"], 50, "WARM_MAX_USERS bounds the run");
@@ -372,12 +367,7 @@ async fn warming_starts_with_the_users_served_lately() {
     .unwrap();
     assert_eq!(app.rate(quiet, unrated.into(), 4.0).await.status(), 201);
 
-    let warm: Value = app
-        .admin_post("/admin/cache/warm")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let warm: Value = app.warm().await;
     assert_eq!(warm["recent_users"], 1, "{warm}");
     assert_eq!(warm["users_warmed"], 1, "{warm}");
     for (route, user) in [

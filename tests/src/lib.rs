@@ -268,6 +268,15 @@ impl TestApp {
             .expect("the cache stats are JSON")
     }
 
+    /// `POST /admin/cache/warm`: the warming's report.
+    pub async fn warm(&self) -> serde_json::Value {
+        self.admin_post("/admin/cache/warm")
+            .await
+            .json()
+            .await
+            .expect("the warming report is JSON")
+    }
+
     /// POST with an admin's token.
     pub async fn admin_post(&self, path: &str) -> reqwest::Response {
         self.client
