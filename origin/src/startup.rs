@@ -134,7 +134,7 @@ impl Application {
         let state = AppState {
             db,
             cache,
-            tokens: Tokens::new(&settings.jwt_secret)?,
+            tokens: Arc::new(Tokens::new(&settings.jwt_secret)?),
             metrics,
             power_threshold: Arc::new(AtomicI64::new(0)),
             activity: crate::activity::Activity::new(

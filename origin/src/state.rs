@@ -15,8 +15,9 @@ pub struct AppState {
     pub db: Db,
     /// Redis.
     pub cache: Cache,
-    /// JWT keys.
-    pub tokens: Tokens,
+    /// JWT keys, shared: the state is cloned for every request, and the keys with their
+    /// validation rules (sets of claims) would be copied with it.
+    pub tokens: Arc<Tokens>,
     /// Configuration.
     pub settings: Arc<Settings>,
     /// The recommender model being served.
