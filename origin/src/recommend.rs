@@ -532,33 +532,83 @@ pub fn score(model: &LoadedModel, inputs: &Inputs) -> Scored {
     select(model, inputs, &score_all(model, inputs))
 }
 
+/// Every movie's score, as [`select`] takes it.
+pub enum AllScores {
+    /// The exact scores (the blend with EASE standardises over all of them).
+    Exact(ndarray::Array1<f32>),
+    /// ALS alone: every score approximated through 8-bit factors, from which [`select`]
+    /// finds the exact top N ([`recommender::screen`]), with the genre term of each movie.
+    Screened {
+        /// The approximate scores, genre term included.
+        approximate: recommender::screen::Approximate,
+        /// The genre term by movie, for `hybrid`.
+        genre_term: Option<Vec<f32>>,
+    },
+}
+
 /// Every movie's score (the first half of [`score`]).
-pub fn score_all(model: &LoadedModel, inputs: &Inputs) -> ndarray::Array1<f32> {
-    let mut scores = model.scores(ndarray::ArrayView1::from(&inputs.embedding), &inputs.rows);
-    if let Some(long_term) = &inputs.long_term {
-        let recent = recent_genre_weights(model, &inputs.recent);
-        // Once per distinct genre set, then added to each movie by its set.
-        let terms: Vec<f32> = model
-            .item_genres
-            .sets
-            .iter()
-            .map(|genres| {
-                (LONG_TERM_GENRE_WEIGHT * strongest(*genres, long_term)
-                    + RECENT_GENRE_WEIGHT * strongest(*genres, &recent)) as f32
-            })
-            .collect();
-        for (score, set) in scores.iter_mut().zip(&model.item_genres.of_row) {
-            *score += terms[*set as usize];
+pub fn score_all(model: &LoadedModel, inputs: &Inputs) -> AllScores {
+    let genre_term = genre_term(model, inputs);
+    let embedding = ndarray::ArrayView1::from(&inputs.embedding);
+    if model.ease.is_none()
+        && let Some(approximate) = model.model.approximate(embedding, genre_term.as_deref())
+    {
+        return AllScores::Screened {
+            approximate,
+            genre_term,
+        };
+    }
+    let mut scores = model.scores(embedding, &inputs.rows);
+    if let Some(term) = &genre_term {
+        for (score, term) in scores.iter_mut().zip(term) {
+            *score += term;
         }
     }
-    scores
+    AllScores::Exact(scores)
+}
+
+/// `hybrid`'s genre term of every movie (by factor row), `None` for the other strategies:
+/// computed once per distinct genre set, then given to each movie by its set.
+fn genre_term(model: &LoadedModel, inputs: &Inputs) -> Option<Vec<f32>> {
+    let long_term = inputs.long_term.as_ref()?;
+    let recent = recent_genre_weights(model, &inputs.recent);
+    let terms: Vec<f32> = model
+        .item_genres
+        .sets
+        .iter()
+        .map(|genres| {
+            (LONG_TERM_GENRE_WEIGHT * strongest(*genres, long_term)
+                + RECENT_GENRE_WEIGHT * strongest(*genres, &recent)) as f32
+        })
+        .collect();
+    let rows = model.model.n_items();
+    let term = |row: usize| {
+        model
+            .item_genres
+            .of_row
+            .get(row)
+            .map_or(0.0, |set| terms[*set as usize])
+    };
+    Some((0..rows).map(term).collect())
 }
 
 /// The best `inputs.n` of `scores` without the seen movies, each with its explanation (the
 /// second half of [`score`]).
-pub fn select(model: &LoadedModel, inputs: &Inputs, scores: &ndarray::Array1<f32>) -> Scored {
+pub fn select(model: &LoadedModel, inputs: &Inputs, scores: &AllScores) -> Scored {
     let seen: Vec<u32> = inputs.rows.iter().map(|(row, _)| *row).collect();
-    let top = ItemModel::top_n(scores, &seen, inputs.n);
+    let top = match scores {
+        AllScores::Exact(scores) => ItemModel::top_n(scores, &seen, inputs.n),
+        AllScores::Screened {
+            approximate,
+            genre_term,
+        } => model.model.screened_top_n(
+            approximate,
+            ndarray::ArrayView1::from(&inputs.embedding),
+            genre_term.as_deref(),
+            &seen,
+            inputs.n,
+        ),
+    };
 
     // Explanation: the liked movie (or, failing that, the best-rated one) closest to each pick.
     let best = inputs.rows.iter().map(|(_, r)| *r).fold(0.0f32, f32::max);
@@ -901,17 +951,49 @@ mod tests {
             ..inputs.clone()
         };
         let recent = recent_genre_weights(&model, &inputs.recent);
-        let expected: Vec<f32> = score_all(&model, &without)
+        let expected: Vec<f32> = genres
             .iter()
-            .zip(&genres)
-            .map(|(score, set)| {
-                score
-                    + (LONG_TERM_GENRE_WEIGHT * strongest(*set, &long_term)
-                        + RECENT_GENRE_WEIGHT * strongest(*set, &recent))
-                        as f32
+            .map(|set| {
+                (LONG_TERM_GENRE_WEIGHT * strongest(*set, &long_term)
+                    + RECENT_GENRE_WEIGHT * strongest(*set, &recent)) as f32
             })
             .collect();
-        assert_eq!(score_all(&model, &inputs).to_vec(), expected);
+        assert_eq!(genre_term(&model, &inputs), Some(expected));
+        assert_eq!(genre_term(&model, &without), None);
+    }
+
+    #[test]
+    fn the_top_found_through_8_bit_factors_is_the_full_products_top() {
+        let mut model = model(8, Utc::now());
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        model.item_genres = ItemGenres::new((0..80).map(|_| 1u32 << rng.random_range(0..20)));
+        for round in 0..50 {
+            let mut long_term = [0.0; 32];
+            long_term
+                .iter_mut()
+                .for_each(|w| *w = rng.random_range(0.0..1.0));
+            let inputs = Inputs {
+                rows: (0..rng.random_range(1..40))
+                    .map(|_| (rng.random_range(0..80), 4.0))
+                    .collect(),
+                recent: vec![(rng.random_range(0..80), 5.0)],
+                embedding: (0..8).map(|_| rng.random_range(-1.0..1.0)).collect(),
+                long_term: rng.random_bool(0.5).then_some(long_term),
+                n: [1, 10, 100][round % 3],
+            };
+            let scores = score_all(&model, &inputs);
+            assert!(matches!(scores, AllScores::Screened { .. }));
+            let mut full = model.scores(ndarray::ArrayView1::from(&inputs.embedding), &inputs.rows);
+            if let Some(term) = genre_term(&model, &inputs) {
+                full += &ndarray::Array1::from(term);
+            }
+            let seen: Vec<u32> = inputs.rows.iter().map(|(row, _)| *row).collect();
+            assert_eq!(
+                select(&model, &inputs, &scores).top,
+                ItemModel::top_n(&full, &seen, inputs.n),
+                "round {round}"
+            );
+        }
     }
 
     fn catalogue() -> Catalogue {

@@ -8,7 +8,10 @@
 //! vector), the time per movie scored beside this machine's memory-bandwidth bound: the item
 //! factors (62,000 × 64 f32 = 15.9 MB) are streamed once per recommendation, so no scoring
 //! can be faster than their size divided by the bandwidth one core reads memory at, measured
-//! here by summing a buffer far larger than the caches.
+//! here by summing a buffer far larger than the caches. Last, the top 10 found through 8-bit
+//! factors (`recommender::screen`: 64 bytes a movie at 64 factors, then the few candidates
+//! scored again in f32), the way serving finds it with ALS alone, beside the bound for its
+//! bytes.
 
 #![allow(missing_docs)] // criterion_group! generates an undocumented function.
 
@@ -130,5 +133,38 @@ fn scoring(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench, scoring);
+/// The exact top 10 through 8-bit factors, in ns per movie, beside the bound of reading them.
+fn screened(c: &mut Criterion) {
+    let bandwidth = memory_bandwidth();
+    for (items, factors) in [(62_000, 64), (62_000, 128)] {
+        let (model, ratings) = case(items, factors, 200);
+        let user = model.fold_in(&ratings);
+        let seen: Vec<u32> = ratings.iter().map(|(i, _)| *i).collect();
+        let top = |model: &ItemModel| {
+            let approximate = model.approximate(user.view(), None).expect("finite");
+            model.screened_top_n(&approximate, user.view(), None, &seen, 10)
+        };
+        assert_eq!(
+            top(&model),
+            ItemModel::top_n(&model.scores(user.view()), &seen, 10)
+        );
+        let name = format!("screened top 10 of {items} movies × {factors} factors");
+        c.bench_function(&name, |b| b.iter(|| top(black_box(&model))));
+        let runs = 500;
+        let start = Instant::now();
+        for _ in 0..runs {
+            black_box(top(black_box(&model)));
+        }
+        let per_movie = start.elapsed().as_secs_f64() * 1e9 / (runs * items) as f64;
+        let bound = factors as f64 / bandwidth * 1e9;
+        println!(
+            "{name}: {per_movie:.2} ns per movie; memory-bandwidth bound {bound:.2} ns ({factors} \
+             bytes per movie at {:.1} GB/s; f32 scoring reads {} bytes)",
+            bandwidth / 1e9,
+            factors * 4
+        );
+    }
+}
+
+criterion_group!(benches, bench, scoring, screened);
 criterion_main!(benches);

@@ -16,6 +16,7 @@
 //! - [`neighbours`]: similar movies by co-loving users, precomputed on small catalogues.
 //! - [`model`]: the served part: item factors, fold-in of a user from their ratings (no
 //!   retraining), scoring of every movie and top-N selection without seen movies.
+//! - [`screen`]: the same top N found through 8-bit factors, reading a quarter of the bytes.
 //! - [`user_step`]: one user's fold-in kept as normal equations, updated rating by rating.
 //! - [`evaluation`]: the protocol of `origin eval` (75/25 split, validation grid, baseline),
 //!   over several splits for every model ([`evaluation::run_seeds`]).
@@ -31,4 +32,5 @@ pub mod linalg;
 pub mod metrics;
 pub mod model;
 pub mod neighbours;
+pub mod screen;
 pub mod user_step;

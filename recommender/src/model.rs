@@ -5,6 +5,7 @@
 //! rating ([`ItemModel::rate`], [`ItemModel::unrate`]) instead of rebuilt.
 
 use crate::als::{Feedback, Regularisation, rating_sums, solve_equations, solve_row_with};
+use crate::screen::QuantizedItems;
 use crate::user_step::UserEquations;
 use ndarray::{Array1, Array2, ArrayView1};
 use std::cmp::Reverse;
@@ -19,6 +20,9 @@ pub struct ItemModel {
     gram64: Vec<f64>,
     reg: Regularisation,
     feedback: Feedback,
+    /// The factors as 8-bit codes, to find the top N reading a quarter of the bytes
+    /// ([`crate::screen`]); `None` if a factor is not finite.
+    quantized: Option<QuantizedItems>,
 }
 
 impl ItemModel {
@@ -34,12 +38,14 @@ impl ItemModel {
     pub fn with_feedback(items: Array2<f32>, reg: Regularisation, feedback: Feedback) -> Self {
         let gram = items.t().dot(&items);
         let gram64 = gram.iter().map(|v| *v as f64).collect();
+        let quantized = QuantizedItems::new(&items);
         ItemModel {
             items,
             gram,
             gram64,
             reg,
             feedback,
+            quantized,
         }
     }
 
@@ -61,6 +67,11 @@ impl ItemModel {
     /// The item factors.
     pub fn items(&self) -> &Array2<f32> {
         &self.items
+    }
+
+    /// The item factors as 8-bit codes, if every factor is finite.
+    pub(crate) fn quantized(&self) -> Option<&QuantizedItems> {
+        self.quantized.as_ref()
     }
 
     /// A user's vector from their ratings `(item index, rating)`.
@@ -137,19 +148,25 @@ impl ItemModel {
     /// that worst one and nearly all stop there. At 62,000 movies it took a tenth of an
     /// uncached recommendation when it copied the scores and selected among all of them.
     pub fn top_n(scores: &Array1<f32>, exclude: &[u32], n: usize) -> Vec<(u32, f32)> {
-        if n == 0 {
-            return Vec::new();
-        }
         let mut excluded = exclude.to_vec();
         excluded.sort_unstable();
         let mut excluded = excluded.into_iter().peekable();
-        let mut best: BinaryHeap<Reverse<Ranked>> = BinaryHeap::with_capacity(n + 1);
-        for (item, &score) in scores.iter().enumerate() {
+        let allowed = scores.iter().enumerate().filter_map(|(item, &score)| {
             let item = item as u32;
             while excluded.next_if(|&e| e < item).is_some() {}
-            if excluded.next_if_eq(&item).is_some() || !score.is_finite() {
-                continue;
-            }
+            (excluded.next_if_eq(&item).is_none() && score.is_finite()).then_some((item, score))
+        });
+        ItemModel::best_n(allowed, n)
+    }
+
+    /// The `n` best of `scored` `(item, score)`, best first; of equal scores the lower item
+    /// first. Every score must be finite.
+    pub(crate) fn best_n(scored: impl Iterator<Item = (u32, f32)>, n: usize) -> Vec<(u32, f32)> {
+        if n == 0 {
+            return Vec::new();
+        }
+        let mut best: BinaryHeap<Reverse<Ranked>> = BinaryHeap::with_capacity(n + 1);
+        for (item, score) in scored {
             let ranked = Ranked { score, item };
             if best.len() < n {
                 best.push(Reverse(ranked));
