@@ -287,13 +287,13 @@ impl LoadedModel {
         if row >= items.nrows() {
             return Vec::new();
         }
-        let norms: ndarray::Array1<f32> =
-            items.rows().into_iter().map(|r| r.dot(&r).sqrt()).collect();
+        // Computed with the model, not per request: a second pass over every factor.
+        let norms = self.model.norms();
         if norms[row] == 0.0 {
             return Vec::new();
         }
         let mut scores = items.dot(&items.row(row));
-        for (score, norm) in scores.iter_mut().zip(&norms) {
+        for (score, norm) in scores.iter_mut().zip(norms) {
             *score = if *norm > 0.0 {
                 *score / (norm * norms[row])
             } else {

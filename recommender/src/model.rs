@@ -23,6 +23,8 @@ pub struct ItemModel {
     /// The factors as 8-bit codes, to find the top N reading a quarter of the bytes
     /// ([`crate::screen`]); `None` if a factor is not finite.
     quantized: Option<QuantizedItems>,
+    /// Each item's Euclidean norm, for cosine similarities.
+    norms: Vec<f32>,
 }
 
 impl ItemModel {
@@ -39,6 +41,7 @@ impl ItemModel {
         let gram = items.t().dot(&items);
         let gram64 = gram.iter().map(|v| *v as f64).collect();
         let quantized = QuantizedItems::new(&items);
+        let norms = items.rows().into_iter().map(|r| r.dot(&r).sqrt()).collect();
         ItemModel {
             items,
             gram,
@@ -46,6 +49,7 @@ impl ItemModel {
             reg,
             feedback,
             quantized,
+            norms,
         }
     }
 
@@ -67,6 +71,12 @@ impl ItemModel {
     /// The item factors.
     pub fn items(&self) -> &Array2<f32> {
         &self.items
+    }
+
+    /// Each item's Euclidean norm (the square root of its factors' dot product with
+    /// themselves), computed once when the model is made.
+    pub fn norms(&self) -> &[f32] {
+        &self.norms
     }
 
     /// The item factors as 8-bit codes, if every factor is finite.
