@@ -40,6 +40,7 @@ pub mod error;
 pub mod fault;
 pub mod inject;
 pub mod ledger;
+pub mod link;
 pub mod memory;
 pub mod pattern;
 pub mod report;

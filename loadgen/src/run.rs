@@ -21,14 +21,16 @@ pub use crate::error::LoadError;
 use crate::fault::{Fault, check_plan};
 use crate::inject::{self, Scripts};
 use crate::ledger::{self, Ledger, RatingAnswers, RatingFate};
+use crate::link::{self, Answered, Link, Target};
 use crate::memory::{self, MemoryProbe};
 use crate::pattern::{Catalogue, Kind, Mix, Pattern, Request};
 use crate::report::{Outcome, Pace, Recorder, Report};
 use crate::timeline::Timeline;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
+use hyper::{Method, StatusCode};
 use origin::auth::{Caller, Tokens};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use reqwest::header::{AUTHORIZATION, HeaderValue};
 use secrecy::SecretString;
 use shared::dto::{Genres, PopularMovies};
 use shared::params::UserId;
@@ -88,6 +90,28 @@ pub struct Options {
 
 /// How long the ledger waits for PostgreSQL to answer after the run.
 const LEDGER_PATIENCE: Duration = Duration::from_secs(60);
+
+/// The host and port the workers connect to, and the `Host` field their requests carry.
+fn address_of(target: &Url) -> Result<(Target, HeaderValue), LoadError> {
+    let bad = || LoadError::BadTarget(target.to_string());
+    if target.scheme() != "http" {
+        return Err(LoadError::Invalid(format!(
+            "{target}: the load generator speaks plain HTTP/1.1 (http://)"
+        )));
+    }
+    let host = match target.host().ok_or_else(bad)? {
+        url::Host::Domain(name) => name.to_owned(),
+        url::Host::Ipv4(ip) => ip.to_string(),
+        url::Host::Ipv6(ip) => ip.to_string(),
+    };
+    let port = target.port_or_known_default().ok_or_else(bad)?;
+    let authority = match target.port() {
+        Some(port) => format!("{}:{port}", target.host_str().ok_or_else(bad)?),
+        None => target.host_str().ok_or_else(bad)?.to_owned(),
+    };
+    let host_field = HeaderValue::from_str(&authority).map_err(|_| bad())?;
+    Ok((Target { host, port }, host_field))
+}
 
 fn is_loopback(target: &Url) -> Result<bool, LoadError> {
     match target.host() {
@@ -172,6 +196,10 @@ pub async fn warm(config: &Config) -> Result<(), LoadError> {
 struct Shared {
     client: reqwest::Client,
     target: Url,
+    /// Where the workers' connections go, and the `Host` they name.
+    address: Target,
+    host: HeaderValue,
+    timeout: Duration,
     pattern: Pattern,
     tokens: Vec<HeaderValue>,
 }
@@ -180,9 +208,11 @@ impl Shared {
     /// One authenticated read before the run: a token the target refuses would turn every
     /// per-user request into a 401, which is a configuration error, not a measurement.
     async fn check_token(&self) -> Result<(), LoadError> {
-        let Some(builder) = self.build(&Request::Profile { user: 1 }) else {
+        let probe = Request::Profile { user: 1 };
+        let (Ok(url), Some(token)) = (self.target.join(&probe.path()), self.token(&probe)) else {
             return Ok(());
         };
+        let builder = self.client.get(url).header(AUTHORIZATION, token.clone());
         let status = match builder.send().await {
             Ok(response) => response.status(),
             // Unreachable targets show up in the run's transport errors.
@@ -194,70 +224,66 @@ impl Shared {
         Ok(())
     }
 
-    /// The HTTP request for `request`, with its user's token; `None` if its URL is invalid.
-    fn build(&self, request: &Request) -> Option<reqwest::RequestBuilder> {
-        let url = self.target.join(&request.path()).ok()?;
-        let mut builder = match request {
-            Request::Rating { movie, rating, .. } => self
-                .client
-                .post(url)
-                .json(&serde_json::json!({ "movie_id": movie, "rating": rating })),
-            _ => self.client.get(url),
-        };
-        if let Some(token) = request
+    /// The token of `request`'s user, if it needs one.
+    fn token(&self, request: &Request) -> Option<&HeaderValue> {
+        request
             .user()
             .and_then(|u| self.tokens.get(usize::try_from(u - 1).ok()?))
-        {
-            builder = builder.header(AUTHORIZATION, token.clone());
-        }
-        Some(builder)
     }
 
-    async fn send(&self, request: &Request) -> Answer {
-        let Some(builder) = self.build(request) else {
+    /// The HTTP request for `request`, with its user's token; `None` if it cannot be built.
+    fn build(&self, request: &Request) -> Option<hyper::Request<link::Body>> {
+        let (method, body) = match request {
+            Request::Rating { movie, rating, .. } => (
+                Method::POST,
+                serde_json::to_vec(&serde_json::json!({ "movie_id": movie, "rating": rating }))
+                    .ok()?,
+            ),
+            _ => (Method::GET, Vec::new()),
+        };
+        let mut builder = hyper::Request::builder()
+            .method(method)
+            .uri(request.path())
+            .header(HOST, self.host.clone());
+        if !body.is_empty() {
+            builder = builder.header(CONTENT_TYPE, "application/json");
+        }
+        if let Some(token) = self.token(request) {
+            builder = builder.header(AUTHORIZATION, token.clone());
+        }
+        builder.body(link::Body::from(body)).ok()
+    }
+
+    async fn send(&self, link: &mut Link, request: &Request) -> Answer {
+        let Some(built) = self.build(request) else {
             return Answer {
                 outcome: Outcome::Refused,
                 fate: RatingFate::NotSent,
             };
         };
-        let no_answer = |e: reqwest::Error| Answer {
-            outcome: if e.is_timeout() {
-                Outcome::Timeout
-            } else {
-                Outcome::Transport
-            },
-            // No connection: the request never left. Otherwise it may have been processed.
-            fate: if e.is_connect() {
-                RatingFate::NotSent
-            } else {
-                RatingFate::Unknown
-            },
+        let Answered { status, hit } = match link.exchange(&self.address, built, self.timeout).await
+        {
+            Ok(answered) => answered,
+            Err(failure) => {
+                return Answer {
+                    outcome: if failure.timeout {
+                        Outcome::Timeout
+                    } else {
+                        Outcome::Transport
+                    },
+                    // Never written: the request never left. Otherwise it may have been
+                    // processed; if the status came, the ledger knows what was promised.
+                    fate: match (failure.sent, failure.status) {
+                        (false, _) => RatingFate::NotSent,
+                        (true, Some(status)) => RatingFate::Answered(status.as_u16()),
+                        (true, None) => RatingFate::Unknown,
+                    },
+                };
+            }
         };
-        let response = match builder.send().await {
-            Ok(response) => response,
-            Err(e) => return no_answer(e),
-        };
-        let status = response.status();
-        // The cache closest to this client appended the last member (RFC 9211 2); with
-        // several field lines, it is in the last one.
-        let hit = response
-            .headers()
-            .get_all("cache-status")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .next_back()
-            .is_some_and(shared::cache_status::client_side_hit);
-        // The whole body, as a client would read it.
-        if let Err(e) = response.bytes().await {
-            // The status came, so the ledger knows what the service promised.
-            return Answer {
-                fate: RatingFate::Answered(status.as_u16()),
-                ..no_answer(e)
-            };
-        }
         let outcome = if status.is_success() || status.is_redirection() {
             Outcome::Ok { hit }
-        } else if status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+        } else if status == StatusCode::SERVICE_UNAVAILABLE {
             Outcome::Unavailable
         } else if status.is_client_error() {
             Outcome::Refused
@@ -349,9 +375,13 @@ async fn execute(
                 .map_err(|e| LoadError::Token(e.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let (address, host) = address_of(&config.target)?;
     let shared = Arc::new(Shared {
         client,
         target: config.target.clone(),
+        address,
+        host,
+        timeout: config.timeout,
         pattern: Pattern::new(catalogue, config.mix.clone(), config.seed),
         tokens,
     });
@@ -413,6 +443,7 @@ async fn execute(
                 let mut recorder = Recorder::default();
                 let mut ratings = RatingAnswers::default();
                 let mut warmup = 0u64;
+                let mut link = Link::default();
                 loop {
                     if let Some(ticks) = &mut pace {
                         tokio::select! {
@@ -428,7 +459,7 @@ async fn execute(
                     let request = shared.pattern.next(&mut rng);
                     let rating = request.kind() == Kind::Rating;
                     // Not abandoned on a stop: its answer keeps the ledger exact.
-                    let answer = shared.send(&request).await;
+                    let answer = shared.send(&mut link, &request).await;
                     let latency = sent.elapsed();
                     if rating {
                         ratings.record(answer.fate);
@@ -526,5 +557,22 @@ mod tests {
                 "{url}"
             );
         }
+    }
+
+    /// Where the workers connect and the `Host` they send: the URL's authority as written
+    /// (the default port left out), an IPv6 address unbracketed for `connect`.
+    #[test]
+    fn address_and_host_field_of_a_target() {
+        for (url, host, port, field) in [
+            ("http://127.0.0.1:8080", "127.0.0.1", 8080, "127.0.0.1:8080"),
+            ("http://[::1]:8787/", "::1", 8787, "[::1]:8787"),
+            ("http://localhost", "localhost", 80, "localhost"),
+        ] {
+            let (target, host_field) = address_of(&Url::parse(url).unwrap()).unwrap();
+            assert_eq!((target.host.as_str(), target.port), (host, port), "{url}");
+            assert_eq!(host_field, field, "{url}");
+        }
+        let https = address_of(&Url::parse("https://127.0.0.1:8443").unwrap());
+        assert!(matches!(https, Err(LoadError::Invalid(_))), "{https:?}");
     }
 }

@@ -108,7 +108,7 @@ impl ItemGenres {
 pub struct Catalogue {
     /// The data set's epoch the movies were read in (in the same snapshot).
     pub epoch: u64,
-    movies: HashMap<i32, CatalogueEntry>,
+    movies: HashMap<i32, CatalogueEntry, foldhash::fast::RandomState>,
 }
 
 /// One movie of the [`Catalogue`].

@@ -74,6 +74,39 @@ impl Picks {
         raw.starts_with(MAGIC)
     }
 
+    /// The JSON of [`Picks::render`], byte for byte, written from the catalogue's titles and
+    /// genres in place: no owned copy of a title, a genre list or a reason is made per read.
+    pub fn render_json(&self, catalogue: &Catalogue) -> serde_json::Result<Vec<u8>> {
+        let items: Vec<Item<'_>> = self
+            .items
+            .iter()
+            .filter_map(|pick| {
+                let movie = catalogue.get(pick.movie_id)?;
+                Some(Item {
+                    movie_id: pick.movie_id,
+                    title: &movie.title,
+                    genres: &movie.genres,
+                    score: recommend::rounded(f64::from(pick.score)),
+                    reason: Reason(
+                        pick.because
+                            .and_then(|liked| catalogue.get(liked))
+                            .map(|liked| liked.title.as_str()),
+                    ),
+                })
+            })
+            .collect();
+        let list = List {
+            user_id: self.user_id,
+            strategy: self.strategy.as_str(),
+            model_version: Some(&self.model_version),
+            items,
+        };
+        let estimate = 96 + list.items.len() * 160;
+        let mut out = Vec::with_capacity(estimate);
+        serde_json::to_writer(&mut out, &list)?;
+        Ok(out)
+    }
+
     /// The response: each pick with its title and genres from `catalogue`, explained by the
     /// liked movie's title (a movie the catalogue lacks is left out, as at computation).
     pub fn render(&self, catalogue: &Catalogue) -> Recommendations {
@@ -86,7 +119,7 @@ impl Picks {
                     .because
                     .and_then(|liked| catalogue.get(liked))
                     .map(|liked| format!("Because you liked {}", liked.title))
-                    .unwrap_or_else(|| "Matches your ratings".to_owned());
+                    .unwrap_or_else(|| MATCHES.to_owned());
                 Some(Recommendation {
                     movie_id: pick.movie_id,
                     title: movie.title.clone(),
@@ -104,6 +137,42 @@ impl Picks {
         }
     }
 }
+
+/// [`Recommendations`] with borrowed fields: the same names in the same order, so the same
+/// JSON (`render_json_is_the_json_of_render` checks it).
+#[derive(Serialize)]
+struct List<'a> {
+    user_id: i32,
+    strategy: &'a str,
+    model_version: Option<&'a str>,
+    items: Vec<Item<'a>>,
+}
+
+/// [`Recommendation`] with borrowed fields (see [`List`]).
+#[derive(Serialize)]
+struct Item<'a> {
+    movie_id: i32,
+    title: &'a str,
+    genres: &'a [String],
+    score: f64,
+    reason: Reason<'a>,
+}
+
+/// A pick's reason, written as [`Picks::render`] words it: the title of the movie it came
+/// from, if any.
+struct Reason<'a>(Option<&'a str>);
+
+impl Serialize for Reason<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(title) => serializer.collect_str(&format_args!("Because you liked {title}")),
+            None => serializer.serialize_str(MATCHES),
+        }
+    }
+}
+
+/// The reason of a pick no liked movie explains.
+const MATCHES: &str = "Matches your ratings";
 
 #[cfg(test)]
 mod tests {
@@ -201,6 +270,37 @@ mod tests {
             serde_json::to_string(&rendered).unwrap(),
             serde_json::to_string(&expected).unwrap(),
             "movie 7 is not in the catalogue; movie 404 explains nothing"
+        );
+    }
+
+    /// The borrowed rendering is the owned one's JSON byte for byte (so the ETag too), also
+    /// for a reason quoting a title that needs escaping and for a pick left out.
+    #[test]
+    fn render_json_is_the_json_of_render() {
+        let catalogue = catalogue();
+        let mut quoting = picks();
+        quoting.items.push(Pick::new(50, 0.125, Some(61_999)));
+        quoting.strategy = Strategy::Collaborative;
+        let empty = Picks {
+            items: vec![],
+            ..picks()
+        };
+        for picks in [picks(), quoting, empty] {
+            let owned = serde_json::to_vec(&picks.render(&catalogue)).unwrap();
+            let borrowed = picks.render_json(&catalogue).unwrap();
+            assert_eq!(
+                String::from_utf8(borrowed).unwrap(),
+                String::from_utf8(owned).unwrap()
+            );
+        }
+        let liked_quoted = Picks {
+            items: vec![Pick::new(1, 0.5, Some(61_999))],
+            ..picks()
+        };
+        let json = String::from_utf8(liked_quoted.render_json(&catalogue).unwrap()).unwrap();
+        assert!(
+            json.contains(r#""reason":"Because you liked A \"quoted\" title""#),
+            "{json}"
         );
     }
 }

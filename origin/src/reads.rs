@@ -395,7 +395,10 @@ pub async fn recommendations_response(
     let catalogue = rendering_catalogue(state).await?;
     served.try_rendered(0, |body| {
         let picks = Picks::decode(body).ok_or_else(undecodable_picks)?;
-        Ok(json(&picks.render(&catalogue))?.into())
+        let body = picks
+            .render_json(&catalogue)
+            .map_err(|e| AppError::from(anyhow::Error::new(e).context("serialising")))?;
+        Ok(body.into())
     })
 }
 

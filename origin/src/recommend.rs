@@ -749,7 +749,6 @@ fn recent_genre_weights(model: &LoadedModel, recent: &[(u32, f32)]) -> [f64; 32]
     normalised(weights)
 }
 
-/// A score as answered: four decimals.
 /// A score as responses give it: to four decimal places.
 pub fn rounded(score: f64) -> f64 {
     (score * 10_000.0).round() / 10_000.0

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// The tier. Cloning shares it.
 #[derive(Clone)]
 pub struct LocalTier {
-    values: moka::sync::Cache<Arc<str>, Arc<Value>>,
+    values: moka::sync::Cache<Arc<str>, Arc<Value>, foldhash::fast::RandomState>,
     counters: Arc<Counters>,
     capacity: u64,
 }
@@ -62,7 +62,7 @@ impl LocalTier {
         let values = moka::sync::Cache::builder()
             .max_capacity(capacity_bytes)
             .weigher(|key: &Arc<str>, value: &Arc<Value>| value.weight(key))
-            .build();
+            .build_with_hasher(foldhash::fast::RandomState::default());
         LocalTier {
             values,
             counters: Arc::default(),
