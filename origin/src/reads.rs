@@ -576,7 +576,7 @@ async fn with_model(
     metrics::counter!("recommendation_user_states_total", "outcome" => outcome.as_str())
         .increment(1);
     // Warming stores no state: it computes every user it warms, most of whom will not ask
-    // again within the state's minute or two, and at the 25M shape their states (the raters'
+    // again within the state's 30 or 40 s, and at the 25M shape their states (the raters'
     // too: tens of thousands of users rated since the model was trained) would fill Redis with
     // bytes that answer no read, evicting the values warming is there to cache.
     let to_store = to_store.filter(|_| !crate::cache::is_warming());
@@ -620,8 +620,9 @@ async fn with_model(
 /// of users who only read would take the memory of the values that answer reads: at the
 /// MovieLens-25M shape a state is about 3 KB (9 KB with a heavy rater's fold-in sums) against
 /// about 300 bytes for the user's recommendations, and with a 7-day life they filled two
-/// thirds of the design's 256 MB of Redis (see the README's measurements).
-pub const READER_STATE_SECS: u64 = 60;
+/// thirds of the design's 256 MB of Redis (see the README's measurements). Shorter than
+/// `RATER_STATE_SECS`: a reader's next request is rarely a rating.
+pub const READER_STATE_SECS: u64 = 30;
 
 /// Where a computation's user state came from, for the metric
 /// `recommendation_user_states_total{outcome}`.

@@ -201,7 +201,7 @@ async fn ratings_read_only_the_delta_and_equal_a_fresh_computation(user: i32, ou
 }
 
 /// The state replaces the bare embedding under the embedding key: binary (not JSON), kept a
-/// minute for a user who only reads and `RATER_STATE_SECS` once they rate, read again without being stored
+/// `READER_STATE_SECS` for a user who only reads and `RATER_STATE_SECS` once they rate, read again without being stored
 /// again while nothing changed, stored once after a rating.
 #[tokio::test]
 async fn the_state_is_cached_as_binary_and_stored_again_only_when_it_changed() {
@@ -219,7 +219,7 @@ async fn the_state_is_cached_as_binary_and_stored_again_only_when_it_changed() {
     let reader_secs = origin::reads::READER_STATE_SECS as i64;
     assert!(
         (reader_secs - 10..=reader_secs).contains(&ttl),
-        "a user who has not rated since the model was trained: a minute, {ttl}"
+        "a user who has not rated since the model was trained: READER_STATE_SECS, {ttl}"
     );
 
     let family = shared::cache_key::Family::Embedding;
