@@ -77,29 +77,11 @@ impl Picks {
     /// The JSON of [`Picks::render`], byte for byte, written from the catalogue's titles and
     /// genres in place: no owned copy of a title, a genre list or a reason is made per read.
     pub fn render_json(&self, catalogue: &Catalogue) -> serde_json::Result<Vec<u8>> {
-        let items: Vec<Item<'_>> = self
-            .items
-            .iter()
-            .filter_map(|pick| {
-                let movie = catalogue.get(pick.movie_id)?;
-                Some(Item {
-                    movie_id: pick.movie_id,
-                    title: &movie.title,
-                    genres: &movie.genres,
-                    score: recommend::rounded(f64::from(pick.score)),
-                    reason: Reason(
-                        pick.because
-                            .and_then(|liked| catalogue.get(liked))
-                            .map(|liked| liked.title.as_str()),
-                    ),
-                })
-            })
-            .collect();
         let list = List {
             user_id: self.user_id,
             strategy: self.strategy.as_str(),
             model_version: Some(&self.model_version),
-            items,
+            items: self.items(catalogue).collect(),
         };
         let estimate = 96 + list.items.len() * 160;
         let mut out = Vec::with_capacity(estimate);
@@ -111,22 +93,13 @@ impl Picks {
     /// liked movie's title (a movie the catalogue lacks is left out, as at computation).
     pub fn render(&self, catalogue: &Catalogue) -> Recommendations {
         let items = self
-            .items
-            .iter()
-            .filter_map(|pick| {
-                let movie = catalogue.get(pick.movie_id)?;
-                let reason = pick
-                    .because
-                    .and_then(|liked| catalogue.get(liked))
-                    .map(|liked| format!("Because you liked {}", liked.title))
-                    .unwrap_or_else(|| MATCHES.to_owned());
-                Some(Recommendation {
-                    movie_id: pick.movie_id,
-                    title: movie.title.clone(),
-                    genres: movie.genres.clone(),
-                    score: recommend::rounded(f64::from(pick.score)),
-                    reason,
-                })
+            .items(catalogue)
+            .map(|item| Recommendation {
+                movie_id: item.movie_id,
+                title: item.title.to_owned(),
+                genres: item.genres.to_vec(),
+                score: item.score,
+                reason: item.reason.to_string(),
             })
             .collect();
         Recommendations {
@@ -135,6 +108,24 @@ impl Picks {
             model_version: Some(self.model_version.clone()),
             items,
         }
+    }
+
+    /// Each pick the catalogue still has, with its title, genres and reason borrowed from it.
+    fn items<'a>(&'a self, catalogue: &'a Catalogue) -> impl Iterator<Item = Item<'a>> {
+        self.items.iter().filter_map(move |pick| {
+            let movie = catalogue.get(pick.movie_id)?;
+            Some(Item {
+                movie_id: pick.movie_id,
+                title: &movie.title,
+                genres: &movie.genres,
+                score: recommend::rounded(f64::from(pick.score)),
+                reason: Reason(
+                    pick.because
+                        .and_then(|liked| catalogue.get(liked))
+                        .map(|liked| liked.title.as_str()),
+                ),
+            })
+        })
     }
 }
 
@@ -158,16 +149,21 @@ struct Item<'a> {
     reason: Reason<'a>,
 }
 
-/// A pick's reason, written as [`Picks::render`] words it: the title of the movie it came
-/// from, if any.
+/// A pick's reason: the title of the movie it came from, if any, in the response's words.
 struct Reason<'a>(Option<&'a str>);
+
+impl std::fmt::Display for Reason<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(title) => write!(f, "Because you liked {title}"),
+            None => f.write_str(MATCHES),
+        }
+    }
+}
 
 impl Serialize for Reason<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            Some(title) => serializer.collect_str(&format_args!("Because you liked {title}")),
-            None => serializer.serialize_str(MATCHES),
-        }
+        serializer.collect_str(self)
     }
 }
 
